@@ -96,6 +96,26 @@ void FillExit(int status, SubprocessResult* r) {
   }
 }
 
+// write(2) to a pipe whose reader may have exited, without letting SIGPIPE kill the whole
+// process: the signal is blocked for this thread during the write, and a SIGPIPE it raised
+// is consumed before unblocking. Callers see EPIPE instead.
+ssize_t WriteNoSigpipe(int fd, std::string_view data) {
+  sigset_t pipe_set, old;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  ssize_t n = ::write(fd, data.data(), data.size());
+  int saved = errno;
+  if (n < 0 && errno == EPIPE) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = saved;
+  return n;
+}
+
 }  // namespace
 
 absl::StatusOr<SubprocessResult> RunSubprocess(const std::vector<std::string>& argv,
@@ -156,7 +176,7 @@ absl::StatusOr<SubprocessResult> RunSubprocess(const std::vector<std::string>& a
     drain(out_idx, out_r, result.stdout_data);
     drain(err_idx, err_r, result.stderr_data);
     if (in_idx >= 0 && fds[in_idx].revents != 0) {
-      ssize_t put = ::write(in_w.get(), to_write.data(), to_write.size());
+      ssize_t put = WriteNoSigpipe(in_w.get(), to_write);
       if (put > 0) to_write.remove_prefix(static_cast<size_t>(put));
       // EPIPE: the child closed stdin early; that is its business, not an error.
       if (to_write.empty() || (put < 0 && errno != EAGAIN && errno != EINTR)) in_w.Reset();

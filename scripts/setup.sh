@@ -15,7 +15,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   # real peers used by tests, benchmarks and the demo
   docker-registry containerd runc fuse3 apache2-utils openssl curl
-  isal pigz zstd tar debootstrap golang-github-containerd-containerd-dev
+  isal pigz zstd tar jq debootstrap golang-github-containerd-containerd-dev
 )
 
 missing=()

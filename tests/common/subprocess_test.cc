@@ -47,3 +47,18 @@ TEST(ChildProcess, StartsAndStops) {
 
 }  // namespace
 }  // namespace slipstream
+
+namespace slipstream {
+namespace {
+
+TEST(RunSubprocess, ChildIgnoringStdinDoesNotKillUs) {
+  // A child that exits without reading: our write gets EPIPE and must not raise SIGPIPE.
+  SubprocessOptions opts;
+  opts.stdin_data.assign(8 << 20, 'x');
+  auto r = RunSubprocess({"true"}, opts);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 0);
+}
+
+}  // namespace
+}  // namespace slipstream

@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `slipstream` CLI: wires subcommands to library functions; no logic lives here.
+#include <unistd.h>
+
+#include <iostream>
+
+#include "CLI/CLI.hpp"
+#include "cmd/cli/fetch.h"
+#include "cmd/cli/image.h"
+#include "cmd/cli/inspect.h"
+#include "cmd/cli/registry_flags.h"
+#include "cmd/cli/registry_serve.h"
+#include "common/log.h"
+
+namespace {
+
+int Report(const absl::Status& st) {
+  if (st.ok()) return 0;
+  std::cerr << "slipstream: " << st.message() << " [" << absl::StatusCodeToString(st.code())
+            << "]\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace slipstream;
+  CLI::App app{"slipstream: fast container image pulls for containerd"};
+  app.require_subcommand(1);
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "debug|info|warn|error")->capture_default_str();
+
+  cli::RegistryFlags reg;
+  std::string image;
+
+  CLI::App* inspect = app.add_subcommand("inspect", "Print an image's manifest, config and layers");
+  bool json = false;
+  inspect->add_option("IMAGE", image, "image reference")->required();
+  inspect->add_flag("--json", json, "print JSON instead of a table");
+  reg.AddTo(inspect);
+
+  CLI::App* fetch = app.add_subcommand("fetch", "Download one layer blob with parallel ranges");
+  cli::FetchOptions fopts;
+  fetch->add_option("IMAGE", image, "image reference")->required();
+  fetch->add_option("--layer", fopts.layer, "layer index (0 = base)")->capture_default_str();
+  fetch->add_option("-o,--output", fopts.output, "output file")->required();
+  fetch->add_option("--chunk-size", fopts.chunk_size, "bytes per Range request (0 = auto)");
+  fetch->add_option("--concurrency", fopts.concurrency, "Range requests in flight (0 = auto)");
+  reg.AddTo(fetch);
+
+  CLI::App* registry = app.add_subcommand("registry", "A throwaway local registry for demos");
+  registry->require_subcommand(1);
+  CLI::App* serve = registry->add_subcommand("serve", "Run docker-registry on 127.0.0.1 until SIGTERM");
+  std::string ready_file;
+  serve->add_option("--ready-file", ready_file, "write HOST:PORT here once it answers");
+
+  cli::ImageCommand image_cmd;
+  image_cmd.Register(&app, &reg);
+
+  CLI11_PARSE(app, argc, argv);
+  log::Level level;
+  if (!log::ParseLevel(log_level, &level)) {
+    std::cerr << "slipstream: unknown --log-level " << log_level << "\n";
+    return 2;
+  }
+  log::SetLevel(level);
+
+  if (serve->parsed()) return Report(cli::ServeRegistry(ready_file, std::cout));
+
+  auto platform = reg.WantedPlatform();
+  if (!platform.ok()) return Report(platform.status());
+  auto client = reg.MakeClient();
+  if (!client.ok()) return Report(client.status());
+
+  if (inspect->parsed()) return Report(cli::Inspect(**client, image, *platform, json, std::cout));
+  if (fetch->parsed()) {
+    fopts.progress = ::isatty(STDERR_FILENO) != 0;
+    return Report(cli::Fetch(**client, image, *platform, fopts, std::cout, std::cerr));
+  }
+  return Report(image_cmd.Run(**client, *platform, std::cout));
+}
