@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,6 +48,14 @@ class CurlTransport : public HttpTransport {
   absl::StatusOr<HttpResponse> Do(const HttpRequest& request, const BodySink* sink,
                                   size_t max_body = 16u << 20) override;
 
+  // Counters since creation, for tests and metrics.
+  struct Stats {
+    int64_t requests = 0;             // Do() calls that reached libcurl
+    int64_t connections_opened = 0;   // new connections (the rest reused a cached one)
+    int64_t http2_responses = 0;      // responses that came over HTTP/2
+  };
+  Stats stats() const;
+
  private:
   struct Transfer;
   struct Shared;
@@ -68,6 +77,10 @@ class CurlTransport : public HttpTransport {
   std::vector<uint64_t> to_cancel_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  std::atomic<int64_t> requests_{0};
+  std::atomic<int64_t> connections_opened_{0};
+  std::atomic<int64_t> http2_responses_{0};
 
   // Loop thread only: transfers currently inside the multi handle, by id. Shared with the
   // caller so that neither side frees the state while the other still touches it.

@@ -199,7 +199,6 @@ absl::StatusOr<std::vector<RegistryHost>> RegistryClient::HostsFor(const Referen
 
 absl::StatusOr<RegistryClient::Exchange> RegistryClient::Execute(const Call& call) {
   SS_ASSIGN_OR_RETURN(std::vector<RegistryHost> hosts, HostsFor(*call.repo, call.cap));
-  if (call.single_host) hosts.resize(1);
   for (size_t i = 0; i < hosts.size(); ++i) {
     const bool last = i + 1 == hosts.size();
     // A dead mirror costs two tries, not a full retry budget, before the next host.

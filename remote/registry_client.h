@@ -141,7 +141,6 @@ class RegistryClient {
 
  private:
   friend class HttpBlobReader;
-  friend class ParallelFetch;
   struct Call;
   struct Exchange;
   struct RangeState;

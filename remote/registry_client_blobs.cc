@@ -190,6 +190,7 @@ absl::Status RegistryClient::ReadBlobRange(const Reference& repo, const Digest& 
                                                 r.Header("content-range"), "\" for offset ",
                                                 st.attempt_start));
       }
+      set_honours(true);  // later reads at other offsets need no probe
     } else if (!st.skip_mode && st.attempt_start > 0) {
       // 200 to a Range request after this host had answered 206 before: what we streamed
       // was the wrong part of the blob. Remember, and let the caller retry.

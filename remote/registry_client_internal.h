@@ -27,7 +27,6 @@ struct RegistryClient::Call {
   bool follow_redirects = true;  // handled here (not by the transport) to control headers
   std::string redirect_key;      // non-empty: remember the redirect target under this key
   bool idempotent = true;        // false: never repeat the request after a failure
-  bool single_host = false;      // true: no fallback to other hosts
 };
 
 // What Execute returns: the final response and where it came from.

@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "testkit/registry_fixture.h"
 
+#include <unistd.h>
+
 #include <random>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -19,6 +22,7 @@ namespace slipstream::testkit {
 namespace {
 
 constexpr const char* kRegistryBinary = "docker-registry";
+constexpr const char* kSetpriv = "/usr/bin/setpriv";
 
 std::string RandomHex(size_t bytes) {
   std::random_device rd;
@@ -151,8 +155,14 @@ absl::Status RegistryFixture::Launch(int port) {
   if (absl::StatusOr<std::string> old = ReadFileToString(log_path_); old.ok()) {
     log_offset = old->size();
   }
-  SS_ASSIGN_OR_RETURN(ChildProcess child,
-                      ChildProcess::Start({kRegistryBinary, "serve", config_path_}, log_path_));
+  std::vector<std::string> argv = {kRegistryBinary, "serve", config_path_};
+  // A test killed by a timeout or a crash never runs our destructor; PR_SET_PDEATHSIG (set by
+  // util-linux setpriv, which then execs the registry in place) makes the kernel kill the
+  // registry with us instead of leaving it running forever.
+  if (::access(kSetpriv, X_OK) == 0) {
+    argv.insert(argv.begin(), {kSetpriv, "--pdeathsig", "KILL"});
+  }
+  SS_ASSIGN_OR_RETURN(ChildProcess child, ChildProcess::Start(argv, log_path_));
   process_ = std::make_unique<ChildProcess>(std::move(child));
   int bound = 0;
   absl::Status status = WaitForListenLine(log_offset, &bound);
@@ -236,6 +246,10 @@ void RegistryFixture::Stop() {
     process_.reset();
   }
 }
+
+pid_t RegistryFixture::pid() const { return process_ != nullptr ? process_->pid() : -1; }
+
+const std::string& RegistryFixture::dir() const { return dir_.path(); }
 
 bool RegistryFixture::running() { return process_ != nullptr && process_->Running(); }
 

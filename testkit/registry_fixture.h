@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
 #include <string>
 
@@ -42,8 +44,10 @@ struct RegistryFixtureOptions {
 // A real distribution registry (`docker-registry serve`, Debian's distribution 2.8) on
 // 127.0.0.1 with a kernel-chosen port and its own temp directory (config, filesystem storage,
 // log, certificates), removed on destruction. Several fixtures can run at once (mirror tests).
-// The test that creates it owns it; the registry process dies with it. Accessors are
-// thread-safe; Restart() and Stop() must not race with each other.
+// The test that creates it owns it; the registry process dies with it, and also when the
+// test process dies without cleaning up (the kernel kills it when the thread that started it
+// exits, so start fixtures on a thread that outlives them, e.g. the test's main thread).
+// Accessors are thread-safe; Restart() and Stop() must not race with each other.
 class RegistryFixture {
  public:
   // Starts the registry (and the CA / htpasswd file / TokenServer the variant needs) and
@@ -84,6 +88,10 @@ class RegistryFixture {
   void Stop();
   // True while the registry process runs.
   bool running();
+  // The registry's process id while it runs, else -1 (e.g. to SIGSTOP it in a hang test).
+  pid_t pid() const;
+  // The fixture's temp directory (config, log, storage, certificates).
+  const std::string& dir() const;
 
  private:
   RegistryFixture(RegistryFixtureOptions options, TempDir dir);

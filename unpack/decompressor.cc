@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "unpack/decompressor.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 

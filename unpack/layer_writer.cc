@@ -84,12 +84,11 @@ absl::Status LayerWriter::OnEntryEnd() {
 absl::Status LayerWriter::HandleEntry(const TarEntry& entry) {
   SS_ASSIGN_OR_RETURN(std::vector<std::string> parts, SplitEntryPath(entry.name));
   if (parts.empty()) return WriteRoot(entry);
-  const std::string& base = parts.back();
-  if (absl::StartsWith(base, AV(kWhiteoutPrefix))) {
-    SS_ASSIGN_OR_RETURN(int parent, dirs_.Get(parts, parts.size() - 1, /*create=*/true));
+  // Missing parents are created as tar -x does; a parent that is a symlink or a file fails.
+  SS_ASSIGN_OR_RETURN(int parent, dirs_.Get(parts, parts.size() - 1, /*create=*/true));
+  if (absl::StartsWith(parts.back(), AV(kWhiteoutPrefix))) {
     return WriteWhiteout(entry, parent, parts);
   }
-  SS_ASSIGN_OR_RETURN(int parent, dirs_.Get(parts, parts.size() - 1, /*create=*/true));
   switch (entry.type) {
     case TarEntryType::kDirectory:
       return WriteDirectory(entry, parent, parts);

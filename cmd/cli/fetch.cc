@@ -29,7 +29,7 @@ absl::Status Fetch(remote::RegistryClient& client, const std::string& image,
   }
   const remote::Descriptor& blob = layers[options.layer];
   SS_ASSIGN_OR_RETURN(UniqueFd fd,
-                      OpenFile(options.output, O_WRONLY | O_CREAT | O_TRUNC, 0644));
+                      OpenFile(options.output, O_RDWR | O_CREAT | O_TRUNC, 0644));
 
   remote::ParallelFetchOptions popts;
   popts.chunk_size = options.chunk_size;

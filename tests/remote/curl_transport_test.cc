@@ -284,6 +284,10 @@ TEST(CurlTransportTest, ManyConcurrentRequestsReuseConnections) {
   EXPECT_EQ(bad, 0);
   // 200 requests from 8 threads: connections are cached and reused, not one per request.
   EXPECT_LE(server->connections_accepted(), 16);
+  CurlTransport::Stats st = t->stats();
+  EXPECT_EQ(st.requests, 200);
+  EXPECT_EQ(st.connections_opened, server->connections_accepted());
+  EXPECT_EQ(st.http2_responses, 0);  // plain HTTP/1.1 server
 }
 
 }  // namespace

@@ -2,12 +2,20 @@
 // Integration tests: a real docker-registry in each variant (anonymous, Basic, TLS, token).
 #include "testkit/registry_fixture.h"
 
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/fd.h"
 #include "common/digest.h"
 #include "gtest/gtest.h"
 #include "testkit/net_fetch.h"
@@ -99,6 +107,49 @@ TEST(RegistryFixtureTest, RestartKeepsPortAndStorageAndStopRefuses) {
   EXPECT_FALSE(reg->running());
   FetchResult refused = FetchOrDie(reg->url() + "/v2/");
   EXPECT_EQ(refused.curl_code, CURLE_COULDNT_CONNECT) << refused.error;
+}
+
+TEST(RegistryFixtureTest, RegistryDiesWithAKilledTestProcess) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The "test process" that gets killed: start a registry, report it, wait to die.
+    ::close(fds[0]);
+    auto reg = RegistryFixture::Start();
+    std::string msg = reg.ok() ? absl::StrCat((*reg)->pid(), " ", (*reg)->dir(), "\n") : "0\n";
+    (void)!::write(fds[1], msg.data(), msg.size());
+    for (;;) ::pause();
+  }
+  ::close(fds[1]);
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof buf)) > 0) {
+    msg.append(buf, static_cast<size_t>(n));
+    if (absl::StrContains(msg, "\n")) break;
+  }
+  ::close(fds[0]);
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  std::vector<std::string> parts = absl::StrSplit(absl::StripAsciiWhitespace(msg), ' ');
+  pid_t registry_pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(parts[0], &registry_pid) && registry_pid > 0) << msg;
+  // The registry was a grandchild: once dead it is a zombie until init reaps it, or gone.
+  auto dead = [registry_pid] {
+    absl::StatusOr<std::string> stat =
+        ReadFileToString(absl::StrCat("/proc/", registry_pid, "/stat"));
+    if (!stat.ok()) return true;
+    size_t paren = stat->rfind(')');
+    return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z';
+  };
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!dead() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_TRUE(dead()) << "registry " << registry_pid << " outlived its test process";
+  if (parts.size() > 1) {
+    EXPECT_TRUE(RemoveAll(parts[1]).ok());
+  }
 }
 
 TEST(RegistryFixtureTest, TwoRegistriesRunSideBySide) {
