@@ -26,8 +26,10 @@ class HttpBlobReader : public BlobReader {
   const Digest& digest() const override { return blob_.digest; }
   int64_t size() const override { return blob_.size; }
 
-  // Reads min(length, size() - offset) bytes at `offset`. OutOfRange when offset > size();
-  // InvalidArgument for negative arguments; registry errors as RegistryClient reports them.
+  // Reads min(length, size() - offset) bytes at `offset` (at most 64 MiB per call:
+  // ResourceExhausted beyond; use RegistryClient::ReadBlobRange to stream more). OutOfRange
+  // when offset > size(); InvalidArgument for negative arguments; registry errors as
+  // RegistryClient reports them.
   absl::StatusOr<std::string> ReadAt(int64_t offset, int64_t length) override;
 
  private:

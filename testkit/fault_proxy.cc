@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "testkit/fault_proxy.h"
 
+#include "absl/time/clock.h"
+
 #include <algorithm>
 #include <memory>
 #include <optional>
@@ -60,6 +62,8 @@ class BodyPump {
     while (!piece.empty()) {
       if (cut_pending_ && sent_ == limit_) SS_RETURN_IF_ERROR(Cut());
       size_t n = piece.size();
+      // Small slices keep a throttled stream smooth instead of bursty.
+      if (has_fault_ && fault_.kind == Fault::Kind::kThrottle) n = std::min<size_t>(n, 64 << 10);
       if (cut_pending_) n = std::min<size_t>(n, static_cast<size_t>(limit_ - sent_));
       std::string out(piece.substr(0, n));
       if (has_fault_ && fault_.kind == Fault::Kind::kCorrupt && fault_.offset >= sent_ &&
@@ -69,6 +73,7 @@ class BodyPump {
       SS_RETURN_IF_ERROR(writer_->Write(out));
       sent_ += static_cast<int64_t>(n);
       piece.remove_prefix(n);
+      if (has_fault_ && fault_.kind == Fault::Kind::kThrottle) SS_RETURN_IF_ERROR(Throttle());
     }
     return absl::OkStatus();
   }
@@ -82,6 +87,16 @@ class BodyPump {
   }
 
  private:
+  // Holds the stream back until sent_ bytes are due at the configured rate.
+  absl::Status Throttle() {
+    if (fault_.bytes_per_second <= 0) return absl::OkStatus();
+    absl::Duration due = absl::Seconds(static_cast<double>(sent_) /
+                                       static_cast<double>(fault_.bytes_per_second));
+    absl::Duration ahead = due - (absl::Now() - start_);
+    if (ahead <= absl::ZeroDuration()) return absl::OkStatus();
+    return writer_->Pause(ahead);
+  }
+
   absl::Status Cut() {
     cut_pending_ = false;
     switch (fault_.kind) {
@@ -104,6 +119,7 @@ class BodyPump {
   bool cut_pending_ = false;
   int64_t limit_ = 0;
   int64_t sent_ = 0;
+  absl::Time start_ = absl::Now();
 };
 
 HttpServerResponse InjectedStatus(const Fault& fault) {
@@ -130,6 +146,13 @@ Fault Fault::StallAfter(int64_t bytes, absl::Duration duration) {
   f.kind = Kind::kStall;
   f.after_bytes = bytes;
   f.stall = duration;
+  return f;
+}
+
+Fault Fault::Throttle(int64_t bytes_per_second) {
+  Fault f;
+  f.kind = Kind::kThrottle;
+  f.bytes_per_second = bytes_per_second;
   return f;
 }
 

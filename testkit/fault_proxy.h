@@ -26,6 +26,8 @@ struct Fault {
     kTruncate,  // advertise the full Content-Length, send `after_bytes`, then close (FIN)
     kStatus,    // answer `status` (with Retry-After when set) without asking upstream
     kCorrupt,   // forward normally but flip bits (`xor_mask`) of the byte at `offset`
+    kThrottle,  // forward normally at most `bytes_per_second` per response (one stream's
+                // bandwidth cap, as registries' blob CDNs apply per connection)
   };
 
   Kind kind = Kind::kStatus;
@@ -39,6 +41,7 @@ struct Fault {
   std::string retry_after;     // kStatus: Retry-After value; empty = no header
   int64_t offset = 0;          // kCorrupt
   uint8_t xor_mask = 0x01;     // kCorrupt
+  int64_t bytes_per_second = 0;  // kThrottle
 
   // Drop and truncate always withhold at least one byte of a body of known length (and the
   // final chunk of a chunked one), so the client is guaranteed to see a broken transfer even
@@ -48,6 +51,8 @@ struct Fault {
   static Fault TruncateAfter(int64_t bytes);
   static Fault Status(int status, std::string retry_after = "");
   static Fault CorruptAt(int64_t offset, uint8_t xor_mask = 0x01);
+  // Usually with .Times(-1): every matching response streams at this rate.
+  static Fault Throttle(int64_t bytes_per_second);
 
   Fault& On(std::string method_match, std::string path_match);
   Fault& Times(int n);

@@ -31,6 +31,7 @@
 #include "common/subprocess.h"
 #include "common/temp_dir.h"
 #include "remote/registry_client.h"
+#include "testkit/fault_proxy.h"
 #include "testkit/registry_fixture.h"
 
 namespace slipstream::bench {
@@ -42,6 +43,9 @@ struct Flags {
   int reps = 3;
   std::string work_dir;  // default: a temp dir under $TMPDIR
   bool markdown = false;
+  // > 0: put a FaultProxy in front of the registry that caps every blob response at this
+  // many MiB/s, the per-connection limit real registries' blob storage applies.
+  int64_t stream_cap_mib = 0;
 };
 
 // Writes `size` bytes of xorshift output (incompressible, reproducible) to `path` and
@@ -106,6 +110,11 @@ std::string Machine() {
                       u.release, " ", u.machine);
 }
 
+std::string CapText(const Flags& flags) {
+  if (flags.stream_cap_mib <= 0) return "loopback, no per-stream cap";
+  return absl::StrCat("each HTTP stream capped at ", flags.stream_cap_mib, " MiB/s");
+}
+
 absl::Status Main(const Flags& flags) {
   std::optional<TempDir> temp;
   std::string work = flags.work_dir;
@@ -115,8 +124,16 @@ absl::Status Main(const Flags& flags) {
   }
   SS_ASSIGN_OR_RETURN(auto registry, testkit::RegistryFixture::Start());
   SS_ASSIGN_OR_RETURN(auto client, remote::RegistryClient::Create({}));
-  SS_ASSIGN_OR_RETURN(remote::Reference repo,
-                      remote::Reference::Parse(registry->host() + "/bench/blob"));
+  std::unique_ptr<testkit::FaultProxy> proxy;
+  std::string host = registry->host();
+  std::string base_url = registry->url();
+  if (flags.stream_cap_mib > 0) {
+    SS_ASSIGN_OR_RETURN(proxy, testkit::FaultProxy::Start(registry->host()));
+    proxy->Add(testkit::Fault::Throttle(flags.stream_cap_mib << 20).On("GET", "/blobs/").Times(-1));
+    host = proxy->host();
+    base_url = proxy->url();
+  }
+  SS_ASSIGN_OR_RETURN(remote::Reference repo, remote::Reference::Parse(host + "/bench/blob"));
 
   std::string blob_path = flags.blob;
   remote::Descriptor desc;
@@ -136,7 +153,7 @@ absl::Status Main(const Flags& flags) {
   }
   if (flags.blob.empty()) ::unlink(blob_path.c_str());  // free the disk before downloading
 
-  const std::string url = absl::StrCat(registry->url(), "/v2/", repo.repository, "/blobs/",
+  const std::string url = absl::StrCat(base_url, "/v2/", repo.repository, "/blobs/",
                                        desc.digest.str());
   auto download = [&](const remote::ParallelFetchOptions& opts) {
     return [&, opts](const std::string& out) -> absl::Status {
@@ -196,13 +213,14 @@ absl::Status Main(const Flags& flags) {
   const double mib = static_cast<double>(desc.size) / (1 << 20);
   const std::string when = absl::FormatTime("%Y-%m-%d %H:%M UTC", absl::Now(), absl::UTCTimeZone());
   if (flags.markdown) {
-    std::cout << absl::StrFormat("**%s**, %s; blob %.0f MiB%s, %d reps, median.\n\n", when,
-                                 Machine(), mib, flags.blob.empty() ? " (random)" : "",
-                                 flags.reps);
+    std::cout << absl::StrFormat("**%s**, %s; blob %.0f MiB%s, %d reps, median; %s.\n\n",
+                                 when, Machine(), mib, flags.blob.empty() ? " (random)" : "",
+                                 flags.reps, CapText(flags));
     std::cout << "| method | median s | MiB/s | speed vs curl |\n|---|---:|---:|---:|\n";
   } else {
     std::cout << when << "  " << Machine() << "\n";
-    std::cout << absl::StrFormat("blob %.0f MiB, %d reps (median)\n", mib, flags.reps);
+    std::cout << absl::StrFormat("blob %.0f MiB, %d reps (median), %s\n", mib, flags.reps,
+                                 CapText(flags));
     std::cout << absl::StrFormat("%-22s %10s %10s %14s\n", "method", "median s", "MiB/s",
                                  "speed vs curl");
   }
@@ -230,6 +248,8 @@ int main(int argc, char** argv) {
   app.add_option("--reps", flags.reps, "repetitions per method")->capture_default_str();
   app.add_option("--work-dir", flags.work_dir, "scratch directory (default: a temp dir)");
   app.add_flag("--markdown", flags.markdown, "print the table as Markdown");
+  app.add_option("--stream-cap-mib", flags.stream_cap_mib,
+                 "cap each blob response at N MiB/s through a proxy (0 = direct)");
   CLI11_PARSE(app, argc, argv);
   slipstream::log::SetLevel(slipstream::log::Level::kWarn);
   if (flags.reps < 1 || flags.size_mib < 1) {

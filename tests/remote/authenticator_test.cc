@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
+#include <vector>
 
 #include "remote/credentials.h"
 #include "remote/registry_client.h"
@@ -90,6 +92,29 @@ TEST(AuthenticatorTest, BearerTokenFlowWithBasicCredentialsIsCached) {
   EXPECT_EQ(token_fetches, 1);
   auto reqs = env.fake->requests();
   EXPECT_EQ(RequestHeader(reqs.back(), "authorization"), "Bearer tok1");
+}
+
+TEST(AuthenticatorTest, ConcurrentChallengesFetchOneToken) {
+  std::atomic<int> token_fetches{0};
+  Env env([&](const HttpRequest& r) {
+    if (r.url.rfind("http://auth.test/token", 0) == 0) {
+      ++token_fetches;
+      FakeReply t;
+      t.body = R"({"token":"shared","expires_in":300})";
+      return t;
+    }
+    return Registry(r, {"shared"});
+  });
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      if (!env.client->GetManifest(env.ref).ok()) ++failures;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures, 0);
+  EXPECT_EQ(token_fetches, 1);
 }
 
 TEST(AuthenticatorTest, ExpiredTokenIsFetchedAgain) {

@@ -218,6 +218,18 @@ TEST_F(FaultProxyTest, FiniteStallDelaysButCompletes) {
   EXPECT_TRUE(r.body == *blob_);
 }
 
+TEST_F(FaultProxyTest, ThrottleCapsEachResponseAndKeepsBytes) {
+  // 256 KiB at 1 MiB/s takes at least 250 ms; the body must arrive intact, twice (Times(-1)).
+  proxy_->Add(Fault::Throttle(1 << 20).On("GET", "/blobs/").Times(-1));
+  for (int i = 0; i < 2; ++i) {
+    absl::Time start = absl::Now();
+    FetchResult r = FetchOrDie(BlobUrl());
+    EXPECT_GE(absl::Now() - start, absl::Milliseconds(240));
+    EXPECT_TRUE(r.ok()) << r.error;
+    EXPECT_TRUE(r.body == *blob_);
+  }
+}
+
 TEST_F(FaultProxyTest, EndlessStallTimesOutClientAndEndsOnStop) {
   FaultId id = proxy_->Add(Fault::StallAfter(100).Times(-1));
   FetchOptions quick;
