@@ -318,6 +318,25 @@ std::vector<std::string> ChunkCache::EvictLocked() {
   return doomed;
 }
 
+int64_t ChunkCache::EraseBlob(const Digest& blob) {
+  std::vector<std::string> paths;
+  {
+    absl::MutexLock lock(&mu_);
+    std::vector<ChunkKey> keys;
+    for (const auto& [key, entry] : index_) {
+      if (key.blob == blob) keys.push_back(key);
+    }
+    for (const ChunkKey& key : keys) {
+      paths.push_back(PathOf(key));
+      EraseLocked(key);
+    }
+  }
+  // Files go after the lock is released (no I/O under mu_); a reader that already opened
+  // one keeps reading it, which is harmless: its caller re-checks the assembled digest.
+  RemoveFiles(paths);
+  return static_cast<int64_t>(paths.size());
+}
+
 void ChunkCache::EraseLocked(const ChunkKey& key) {
   auto it = index_.find(key);
   if (it == index_.end()) return;

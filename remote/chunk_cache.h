@@ -151,6 +151,11 @@ class ChunkCache {
   // ErrnoToStatus (annotated with the key).
   absl::Status Put(const ChunkKey& key, std::string_view data) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Forgets every stored chunk of `blob` and deletes their files: for a blob whose
+  // assembled content failed its digest check, so a bad chunk is never served again.
+  // Fetches in flight are not affected. Returns the number of chunks removed.
+  int64_t EraseBlob(const Digest& blob) ABSL_LOCKS_EXCLUDED(mu_);
+
   ChunkCacheStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& dir() const { return options_.dir; }
 

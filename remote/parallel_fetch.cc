@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/fd.h"
 #include "common/status.h"
+#include "remote/chunk_cache.h"
 #include "remote/registry_client_internal.h"
 
 namespace slipstream::remote {
@@ -53,8 +54,7 @@ absl::Status RegistryClient::DownloadBlob(const Reference& repo, const Descripto
       const int64_t start = i * plan.chunk_size;
       const int64_t len = std::min(plan.chunk_size, blob.size - start);
       int64_t pos = start;
-      absl::Status st = ReadBlobRange(repo, blob.digest, start, len,
-                                      [&](std::string_view bytes) -> absl::Status {
+      auto write = [&](std::string_view bytes) -> absl::Status {
         if (failed) return absl::CancelledError("another chunk failed");
         SS_RETURN_IF_ERROR(PwriteAll(fd, bytes, static_cast<uint64_t>(pos)));
         pos += static_cast<int64_t>(bytes.size());
@@ -65,7 +65,25 @@ absl::Status RegistryClient::DownloadBlob(const Reference& repo, const Descripto
           opts.progress(done_bytes);
         }
         return absl::OkStatus();
-      });
+      };
+      absl::Status st;
+      if (opts.cache == nullptr) {
+        st = ReadBlobRange(repo, blob.digest, start, len, write);
+      } else {
+        absl::StatusOr<std::string> chunk = opts.cache->GetOrFetch(
+            ChunkKey{blob.digest, start, len}, [&]() -> absl::StatusOr<std::string> {
+              std::string buf;
+              buf.reserve(static_cast<size_t>(len));
+              SS_RETURN_IF_ERROR(ReadBlobRange(repo, blob.digest, start, len,
+                                               [&](std::string_view bytes) -> absl::Status {
+                if (failed) return absl::CancelledError("another chunk failed");
+                buf.append(bytes.data(), bytes.size());
+                return absl::OkStatus();
+              }));
+              return buf;
+            });
+        st = chunk.ok() ? write(*chunk) : chunk.status();
+      }
       if (!st.ok()) {
         record_error(std::move(st));
         return;
@@ -93,6 +111,8 @@ absl::Status RegistryClient::DownloadBlob(const Reference& repo, const Descripto
   }
   Digest got = hasher.Finish();
   if (got != blob.digest) {
+    // Some chunk was bad; whichever it was must not be served from the cache again.
+    if (opts.cache != nullptr) opts.cache->EraseBlob(blob.digest);
     return absl::DataLossError(absl::StrCat("GET ", repo.registry, "/", repo.repository, " blob ",
                                             internal::ShortDigest(blob.digest),
                                             ": downloaded content hashes to ", got.str()));

@@ -28,6 +28,7 @@
 namespace slipstream::remote {
 
 class Authenticator;
+class ChunkCache;
 
 // How DownloadBlob splits a blob into concurrent Range requests.
 struct ParallelFetchOptions {
@@ -35,6 +36,10 @@ struct ParallelFetchOptions {
   int concurrency = 0;      // requests in flight; 0 = auto (1 for small blobs, up to 16)
   // Called (from any fetching thread, serialized) with the total bytes written so far.
   std::function<void(int64_t bytes_done)> progress;
+  // When set, chunks come from and go to this cache (keyed by digest, offset and chunk
+  // length), so a repeated download of the same blob asks the registry for nothing. On a
+  // digest mismatch the blob's chunks are erased from the cache.
+  ChunkCache* cache = nullptr;
 };
 
 struct RegistryClientOptions {
@@ -113,8 +118,9 @@ class RegistryClient {
                              int64_t length, const BodySink& sink);
 
   // Downloads the whole blob into `fd` (pwrite at its offsets, from offset 0) with concurrent
-  // Range GETs, then verifies the sha256 of what was written (DataLoss on mismatch). The file
-  // is not truncated or synced.
+  // Range GETs (through opts.cache when set), then verifies the sha256 of what was written
+  // (DataLoss on mismatch). `fd` must be open for reading and writing. The file is not
+  // truncated or synced.
   absl::Status DownloadBlob(const Reference& repo, const Descriptor& blob, int fd,
                             const ParallelFetchOptions& opts = {});
 

@@ -16,6 +16,7 @@ PACKAGES=(
   # real peers used by tests, benchmarks and the demo
   docker-registry containerd runc fuse3 apache2-utils openssl curl
   isal pigz zstd tar jq debootstrap golang-github-containerd-containerd-dev
+  busybox-static
 )
 
 missing=()

@@ -70,10 +70,14 @@ class BodyPump {
           fault_.offset < sent_ + static_cast<int64_t>(n)) {
         out[static_cast<size_t>(fault_.offset - sent_)] ^= static_cast<char>(fault_.xor_mask);
       }
+      // Hold each slice back until its last byte is due, so the client never has a byte
+      // earlier than the rate allows.
+      if (has_fault_ && fault_.kind == Fault::Kind::kThrottle) {
+        SS_RETURN_IF_ERROR(Throttle(sent_ + static_cast<int64_t>(n)));
+      }
       SS_RETURN_IF_ERROR(writer_->Write(out));
       sent_ += static_cast<int64_t>(n);
       piece.remove_prefix(n);
-      if (has_fault_ && fault_.kind == Fault::Kind::kThrottle) SS_RETURN_IF_ERROR(Throttle());
     }
     return absl::OkStatus();
   }
@@ -87,10 +91,10 @@ class BodyPump {
   }
 
  private:
-  // Holds the stream back until sent_ bytes are due at the configured rate.
-  absl::Status Throttle() {
+  // Waits until `bytes` bytes of body are due at the configured rate.
+  absl::Status Throttle(int64_t bytes) {
     if (fault_.bytes_per_second <= 0) return absl::OkStatus();
-    absl::Duration due = absl::Seconds(static_cast<double>(sent_) /
+    absl::Duration due = absl::Seconds(static_cast<double>(bytes) /
                                        static_cast<double>(fault_.bytes_per_second));
     absl::Duration ahead = due - (absl::Now() - start_);
     if (ahead <= absl::ZeroDuration()) return absl::OkStatus();

@@ -12,6 +12,7 @@
 #include "cmd/cli/registry_flags.h"
 #include "common/fd.h"
 #include "common/status.h"
+#include "remote/chunk_cache.h"
 
 namespace slipstream::cli {
 
@@ -34,6 +35,12 @@ absl::Status Fetch(remote::RegistryClient& client, const std::string& image,
   remote::ParallelFetchOptions popts;
   popts.chunk_size = options.chunk_size;
   popts.concurrency = options.concurrency;
+  std::unique_ptr<remote::ChunkCache> cache;
+  if (!options.cache_dir.empty()) {
+    SS_ASSIGN_OR_RETURN(cache, remote::ChunkCache::Open({.dir = options.cache_dir,
+                                                         .max_bytes = options.cache_max_bytes}));
+    popts.cache = cache.get();
+  }
   absl::Time start = absl::Now();
   if (options.progress) {
     // Redraw at most ~10 times a second; the callback runs on fetch threads.
@@ -60,6 +67,12 @@ absl::Status Fetch(remote::RegistryClient& client, const std::string& image,
   out << absl::StrFormat("fetched %s (%s) to %s in %.2fs, %.1f MiB/s\n", blob.digest.str(),
                          HumanBytes(blob.size), options.output, secs,
                          secs > 0 ? static_cast<double>(blob.size) / secs / (1 << 20) : 0.0);
+  if (cache != nullptr) {
+    remote::ChunkCacheStats stats = cache->stats();
+    out << absl::StrFormat("chunk cache %s: %d hits (%s), %d misses (%s)\n", options.cache_dir,
+                           stats.hits, HumanBytes(stats.hit_bytes), stats.misses,
+                           HumanBytes(stats.miss_bytes));
+  }
   return absl::OkStatus();
 }
 

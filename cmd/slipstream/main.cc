@@ -8,6 +8,7 @@
 #include "cmd/cli/fetch.h"
 #include "cmd/cli/image.h"
 #include "cmd/cli/inspect.h"
+#include "cmd/cli/pull.h"
 #include "cmd/cli/registry_flags.h"
 #include "cmd/cli/registry_serve.h"
 #include "common/log.h"
@@ -46,6 +47,8 @@ int main(int argc, char** argv) {
   fetch->add_option("-o,--output", fopts.output, "output file")->required();
   fetch->add_option("--chunk-size", fopts.chunk_size, "bytes per Range request (0 = auto)");
   fetch->add_option("--concurrency", fopts.concurrency, "Range requests in flight (0 = auto)");
+  fetch->add_option("--cache-dir", fopts.cache_dir,
+                    "chunk cache directory shared by fetches (default: no cache)");
   reg.AddTo(fetch);
 
   CLI::App* registry = app.add_subcommand("registry", "A throwaway local registry for demos");
@@ -56,6 +59,9 @@ int main(int argc, char** argv) {
 
   cli::ImageCommand image_cmd;
   image_cmd.Register(&app, &reg);
+
+  cli::PullCommand pull_cmd;
+  pull_cmd.Register(&app, &reg);
 
   CLI11_PARSE(app, argc, argv);
   log::Level level;
@@ -76,6 +82,10 @@ int main(int argc, char** argv) {
   if (fetch->parsed()) {
     fopts.progress = ::isatty(STDERR_FILENO) != 0;
     return Report(cli::Fetch(**client, image, *platform, fopts, std::cout, std::cerr));
+  }
+  if (pull_cmd.parsed()) {
+    return Report(pull_cmd.Run(**client, *platform, ::isatty(STDERR_FILENO) != 0, std::cout,
+                               std::cerr));
   }
   return Report(image_cmd.Run(**client, *platform, std::cout));
 }

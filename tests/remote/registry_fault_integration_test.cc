@@ -9,6 +9,8 @@
 #include <random>
 #include <thread>
 
+#include "common/status.h"
+#include "remote/chunk_cache.h"
 #include "testkit/fault_proxy.h"
 #include "testkit/http_server.h"
 #include "tests/remote/registry_integration_env.h"
@@ -128,6 +130,42 @@ TEST_F(FaultTest, CorruptedBytesAreNeverAccepted) {
   opts.chunk_size = 256 << 10;
   absl::Status st = client->DownloadBlob(ref_, desc_, fd->get(), opts);
   EXPECT_TRUE(absl::IsDataLoss(st)) << st;
+}
+
+TEST_F(FaultTest, ChunkCacheServesRepeatDownloadsAndForgetsCorruptBlobs) {
+  auto cache_dir = TempDir::Create();
+  ASSERT_TRUE(cache_dir.ok());
+  auto cache = ChunkCache::Open({.dir = cache_dir->Join("cache")});
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  auto client = NewClient();
+  ParallelFetchOptions opts;
+  opts.chunk_size = 256 << 10;
+  opts.concurrency = 4;
+  opts.cache = cache->get();
+  auto download = [&]() -> absl::Status {
+    auto dir = TempDir::Create();
+    if (!dir.ok()) return dir.status();
+    auto fd = OpenFile(dir->Join("blob"), O_RDWR | O_CREAT | O_TRUNC);
+    if (!fd.ok()) return fd.status();
+    SS_RETURN_IF_ERROR(client->DownloadBlob(ref_, desc_, fd->get(), opts));
+    auto got = ReadFileToString(dir->Join("blob"));
+    if (!got.ok()) return got.status();
+    return *got == blob_ ? absl::OkStatus() : absl::DataLossError("content differs");
+  };
+
+  // A corrupted chunk fails the download and is not kept: the cache holds none of the blob.
+  auto bad = proxy_->Add(Fault::CorruptAt(1000).On("GET", "/blobs/").Times(1));
+  EXPECT_TRUE(absl::IsDataLoss(download()));
+  EXPECT_EQ(proxy_->hits(bad), 1);
+  EXPECT_EQ((*cache)->stats().stored_chunks, 0);
+
+  // A clean download fills the cache; the next one asks the registry for no blob bytes.
+  ASSERT_TRUE(download().ok());
+  EXPECT_EQ((*cache)->stats().stored_chunks, 8);
+  const int gets_before = proxy_->CountRequests("GET", "/blobs/");
+  ASSERT_TRUE(download().ok());
+  EXPECT_EQ(proxy_->CountRequests("GET", "/blobs/"), gets_before);
+  EXPECT_GE((*cache)->stats().hits, 8);
 }
 
 

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cmd/daemon/daemon.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "plugin/service_server.h"
+
+namespace slipstream::daemon {
+
+absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
+  auto d = std::unique_ptr<Daemon>(new Daemon(config));
+  auto sn = plugin::OverlaySnapshotter::Open(config.root);
+  if (!sn.ok()) return Annotate(sn.status(), absl::StrCat("open snapshotter root ", config.root));
+  d->snapshotter_ = std::move(*sn);
+  // The pull engine plugs in here (RemoteLayerProvider); until then every Prepare is local.
+  d->remote_ = std::make_unique<plugin::NoRemoteLayers>();
+  d->service_ = std::make_unique<plugin::SnapshotsService>(d->snapshotter_.get(), d->remote_.get());
+  auto server = plugin::StartUnixServer(config.address, {d->service_.get()});
+  if (!server.ok()) return Annotate(server.status(), "start grpc server");
+  d->server_ = std::move(*server);
+  log::Info("slipstreamd serving", {{"address", config.address},
+                                    {"root", config.root},
+                                    {"default_mode", config.default_mode}});
+  return d;
+}
+
+Daemon::~Daemon() { Shutdown(); }
+
+void Daemon::Shutdown() {
+  if (server_ == nullptr) return;
+  // In-flight local operations take milliseconds; the deadline only bounds a stuck client.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  server_.reset();
+  ::unlink(config_.address.c_str());
+  log::Info("slipstreamd stopped", {{"address", config_.address}});
+}
+
+absl::Status RunUntilSignal(const DaemonConfig& config) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  // Blocked here, inherited by every gRPC thread, so sigwait below is the only receiver.
+  if (pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) {
+    return absl::InternalError("pthread_sigmask failed");
+  }
+  SS_ASSIGN_OR_RETURN(auto daemon, Daemon::Start(config));
+  int sig = 0;
+  sigwait(&signals, &sig);
+  log::Info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  daemon->Shutdown();
+  return absl::OkStatus();
+}
+
+}  // namespace slipstream::daemon
