@@ -15,10 +15,12 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/strings.h"
-#include "plugin/pull_frontier.h"
+#include "remote/download_frontier.h"
 #include "remote/media_types.h"
 
 namespace slipstream::plugin {
+
+using remote::DownloadFrontier;
 namespace {
 
 constexpr size_t kReadPiece = 1 << 20;

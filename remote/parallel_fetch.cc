@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// RegistryClient::DownloadBlob: concurrent Range GETs written at their offsets, then one
-// sequential sha256 pass over the file.
+// RegistryClient::DownloadBlob: concurrent Range GETs written at their offsets while the
+// calling thread hashes the contiguous prefix of the file as it grows.
 //
-// Threads: DownloadBlob starts plan.concurrency - 1 short-lived worker threads (the caller is
-// the last worker) and joins them before returning. Each worker blocks in the transport
-// while libcurl's single loop thread moves the bytes; the pwrite happens on the worker.
+// Threads: DownloadBlob starts plan.concurrency short-lived worker threads and joins them
+// before returning; the caller hashes meanwhile. Each worker blocks in the transport while
+// libcurl's single loop thread moves the bytes; the pwrite happens on the worker.
 #include "remote/parallel_fetch.h"
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include "common/fd.h"
 #include "common/status.h"
 #include "remote/chunk_cache.h"
+#include "remote/download_frontier.h"
 #include "remote/registry_client_internal.h"
 
 namespace slipstream::remote {
@@ -36,79 +37,87 @@ absl::Status RegistryClient::DownloadBlob(const Reference& repo, const Descripto
     return absl::InvalidArgumentError(absl::StrCat("blob ", blob.digest.str(), ": negative size"));
   }
   const ParallelPlan plan = PlanParallelFetch(blob.size, opts);
+  DownloadFrontier frontier(blob.size, plan.chunk_size);
   std::atomic<int64_t> next_chunk{0};
-  std::atomic<bool> failed{false};
   absl::Mutex mu;
-  absl::Status first_error;  // guarded by mu
-  int64_t done_bytes = 0;    // guarded by mu
+  int64_t done_bytes = 0;  // guarded by mu
 
-  auto record_error = [&](absl::Status st) {
-    absl::MutexLock lock(&mu);
-    if (first_error.ok()) first_error = std::move(st);
-    failed = true;
+  auto fetch_chunk = [&](int64_t i) -> absl::Status {
+    const int64_t start = frontier.ChunkOffset(i);
+    const int64_t len = frontier.ChunkLength(i);
+    int64_t filled = 0;
+    auto write = [&](std::string_view bytes) -> absl::Status {
+      SS_RETURN_IF_ERROR(frontier.aborted());
+      SS_RETURN_IF_ERROR(PwriteAll(fd, bytes, static_cast<uint64_t>(start + filled)));
+      filled += static_cast<int64_t>(bytes.size());
+      frontier.Fill(i, filled);
+      if (opts.progress) {
+        // Serialized so the callback sees a monotonically growing total.
+        absl::MutexLock lock(&mu);
+        done_bytes += static_cast<int64_t>(bytes.size());
+        opts.progress(done_bytes);
+      }
+      return absl::OkStatus();
+    };
+    if (opts.cache == nullptr) return ReadBlobRange(repo, blob.digest, start, len, write);
+    absl::StatusOr<std::string> chunk = opts.cache->GetOrFetch(
+        ChunkKey{blob.digest, start, len}, [&]() -> absl::StatusOr<std::string> {
+          std::string buf;
+          buf.reserve(static_cast<size_t>(len));
+          SS_RETURN_IF_ERROR(ReadBlobRange(repo, blob.digest, start, len,
+                                           [&](std::string_view bytes) -> absl::Status {
+            SS_RETURN_IF_ERROR(frontier.aborted());
+            buf.append(bytes.data(), bytes.size());
+            return absl::OkStatus();
+          }));
+          return buf;
+        });
+    return chunk.ok() ? write(*chunk) : chunk.status();
   };
   auto worker = [&] {
-    while (!failed) {
+    while (frontier.aborted().ok()) {
       const int64_t i = next_chunk.fetch_add(1);
       if (i >= plan.chunks) return;
-      const int64_t start = i * plan.chunk_size;
-      const int64_t len = std::min(plan.chunk_size, blob.size - start);
-      int64_t pos = start;
-      auto write = [&](std::string_view bytes) -> absl::Status {
-        if (failed) return absl::CancelledError("another chunk failed");
-        SS_RETURN_IF_ERROR(PwriteAll(fd, bytes, static_cast<uint64_t>(pos)));
-        pos += static_cast<int64_t>(bytes.size());
-        if (opts.progress) {
-          // Serialized so the callback sees a monotonically growing total.
-          absl::MutexLock lock(&mu);
-          done_bytes += static_cast<int64_t>(bytes.size());
-          opts.progress(done_bytes);
-        }
-        return absl::OkStatus();
-      };
-      absl::Status st;
-      if (opts.cache == nullptr) {
-        st = ReadBlobRange(repo, blob.digest, start, len, write);
-      } else {
-        absl::StatusOr<std::string> chunk = opts.cache->GetOrFetch(
-            ChunkKey{blob.digest, start, len}, [&]() -> absl::StatusOr<std::string> {
-              std::string buf;
-              buf.reserve(static_cast<size_t>(len));
-              SS_RETURN_IF_ERROR(ReadBlobRange(repo, blob.digest, start, len,
-                                               [&](std::string_view bytes) -> absl::Status {
-                if (failed) return absl::CancelledError("another chunk failed");
-                buf.append(bytes.data(), bytes.size());
-                return absl::OkStatus();
-              }));
-              return buf;
-            });
-        st = chunk.ok() ? write(*chunk) : chunk.status();
-      }
+      absl::Status st = fetch_chunk(i);
       if (!st.ok()) {
-        record_error(std::move(st));
+        frontier.Abort(st);  // the first error wins; the others stop at their next bytes
         return;
       }
     }
   };
   std::vector<std::thread> threads;
-  for (int i = 1; i < plan.concurrency; ++i) threads.emplace_back(worker);
-  worker();
-  for (std::thread& t : threads) t.join();
-  {
-    absl::MutexLock lock(&mu);
-    if (!first_error.ok()) return first_error;
-  }
+  threads.reserve(static_cast<size_t>(plan.concurrency));
+  for (int i = 0; i < plan.concurrency; ++i) threads.emplace_back(worker);
 
-  // Verify what is on disk, not what we think we wrote: also catches a short pwrite or a
-  // concurrent writer. The file was just written, so this reads from the page cache.
+  // The calling thread hashes the contiguous prefix while later chunks still arrive, so
+  // verification costs no second pass after the download. It hashes what is on disk, not
+  // what the fetchers meant to write: a short pwrite or a concurrent writer is caught too.
   Sha256Hasher hasher;
-  std::string buf(std::min<int64_t>(blob.size, 4 << 20), '\0');
+  absl::Status hashed;
+  std::string buf;
   for (int64_t off = 0; off < blob.size;) {
-    const size_t n = static_cast<size_t>(std::min<int64_t>(buf.size(), blob.size - off));
-    SS_RETURN_IF_ERROR(PreadExact(fd, buf.data(), n, static_cast<uint64_t>(off)));
-    hasher.Update(std::string_view(buf.data(), n));
-    off += static_cast<int64_t>(n);
+    absl::StatusOr<int64_t> prefix = frontier.WaitBeyond(off);
+    if (!prefix.ok()) {
+      hashed = prefix.status();
+      break;
+    }
+    while (off < *prefix) {
+      const size_t n = static_cast<size_t>(std::min<int64_t>(4 << 20, *prefix - off));
+      buf.resize(n);
+      hashed = PreadExact(fd, buf.data(), n, static_cast<uint64_t>(off));
+      if (!hashed.ok()) break;
+      hasher.Update(buf);
+      off += static_cast<int64_t>(n);
+    }
+    if (!hashed.ok()) {
+      frontier.Abort(hashed);
+      break;
+    }
   }
+  for (std::thread& t : threads) t.join();
+  SS_RETURN_IF_ERROR(frontier.aborted());
+  SS_RETURN_IF_ERROR(hashed);
+
   Digest got = hasher.Finish();
   if (got != blob.digest) {
     // Some chunk was bad; whichever it was must not be served from the cache again.

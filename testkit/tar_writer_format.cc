@@ -38,7 +38,8 @@ bool PutNumber(char* field, size_t width, int64_t value, bool base256) {
 bool PutString(char* field, size_t width, std::string_view text) {
   std::memset(field, 0, width);
   const size_t n = std::min(width, text.size());
-  std::memcpy(field, text.data(), n);
+  // An empty string_view may carry a null data(); memcpy must not see it even for n == 0.
+  if (n > 0) std::memcpy(field, text.data(), n);
   return n == text.size();
 }
 

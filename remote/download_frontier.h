@@ -9,15 +9,17 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
-namespace slipstream::plugin {
+namespace slipstream::remote {
 
-// The download frontier of one layer blob that is fetched in fixed-size chunks, out of
-// order, into a temp file. Fetchers report bytes as they land (each chunk's bytes arrive in
-// order, chunks in any order); readers wait for the contiguous prefix [0, prefix) to grow
-// (the sequential unpacker) or for any range to be complete (random access, e.g. a zTOC
-// span inflater). The frontier counts bytes only; it never touches the file.
+// The download frontier of one blob fetched in fixed-size chunks, out of order, into a
+// file. Fetchers report bytes as they land (each chunk's bytes arrive in order, chunks in
+// any order); readers wait for the contiguous prefix [0, prefix) to grow (a sequential
+// consumer: an unpacker, or the hasher of RegistryClient::DownloadBlob) or for any range to
+// be complete (random access, e.g. a zTOC span inflater). The frontier counts bytes only;
+// it never touches the file.
 //
-// Shared by the layer's fetchers and its consumer; owned by the pull job. Thread-safe.
+// Shared by the blob's fetchers and its consumer; owned by whoever runs the download (a
+// DownloadBlob call, a pull job). Thread-safe.
 class DownloadFrontier {
  public:
   // A blob of `size` bytes split into chunks of `chunk_size` (the last one shorter).
@@ -66,4 +68,4 @@ class DownloadFrontier {
   absl::Status aborted_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace slipstream::plugin
+}  // namespace slipstream::remote

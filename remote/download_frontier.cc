@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "plugin/pull_frontier.h"
+#include "remote/download_frontier.h"
 
 #include <algorithm>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 
-namespace slipstream::plugin {
+namespace slipstream::remote {
 
 DownloadFrontier::DownloadFrontier(int64_t size, int64_t chunk_size)
     : size_(std::max<int64_t>(size, 0)), chunk_size_(std::max<int64_t>(chunk_size, 1)) {
@@ -93,4 +93,4 @@ bool DownloadFrontier::complete() const {
   return prefix_ == size_;
 }
 
-}  // namespace slipstream::plugin
+}  // namespace slipstream::remote
