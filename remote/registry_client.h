@@ -145,6 +145,14 @@ class RegistryClient {
   absl::StatusOr<Digest> PushManifest(const Reference& ref, std::string_view media_type,
                                       std::string_view body);
 
+  // The OCI referrers API (distribution spec 1.1): GET /v2/<repo>/referrers/<subject>,
+  // filtered by `artifact_type` when non-empty (by the registry when it supports the filter,
+  // else here). Returns the index of manifests whose `subject` is `subject`. NotFound when
+  // the registry has no referrers API (docker-registry 2.8): use the referrers tag
+  // "sha256-<hex>" instead. Other errors as GetManifest. (remote/registry_referrers.cc)
+  absl::StatusOr<ImageIndex> GetReferrers(const Reference& repo, const Digest& subject,
+                                          std::string_view artifact_type);
+
  private:
   friend class HttpBlobReader;
   struct Call;

@@ -9,17 +9,42 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "plugin/remote_pull_provider.h"
 #include "plugin/service_server.h"
+#include "remote/credentials.h"
+#include "remote/registry_client.h"
 
 namespace slipstream::daemon {
+namespace {
+
+// CRI pulls go through the parallel engine unless the config leaves them to containerd.
+absl::StatusOr<std::unique_ptr<plugin::RemoteLayerProvider>> MakeRemoteProvider(
+    const DaemonConfig& config, plugin::OverlaySnapshotter* snapshotter) {
+  if (config.default_mode == "containerd") return std::make_unique<plugin::NoRemoteLayers>();
+  remote::RegistryClientOptions client_opts;
+  client_opts.hosts_dir = config.hosts_dir;
+  client_opts.credentials = std::make_shared<remote::DockerConfigCredentials>(
+      config.docker_config.empty() ? remote::DockerConfigCredentials::DefaultPath()
+                                   : config.docker_config);
+  auto client = remote::RegistryClient::Create(std::move(client_opts));
+  if (!client.ok()) return Annotate(client.status(), "create registry client");
+  plugin::RemotePullOptions opts;
+  opts.on_failure = config.engine.on_failure == "fallback" ? plugin::RemoteFailurePolicy::kFallback
+                                                           : plugin::RemoteFailurePolicy::kFail;
+  opts.tuning.chunk_size = config.engine.chunk_size;
+  opts.tuning.requests = config.engine.max_connections;
+  opts.tuning.unpackers = config.engine.unpack_workers;
+  return std::make_unique<plugin::RemotePullProvider>(snapshotter, *std::move(client), opts);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config) {
   auto d = std::unique_ptr<Daemon>(new Daemon(config));
   auto sn = plugin::OverlaySnapshotter::Open(config.root);
   if (!sn.ok()) return Annotate(sn.status(), absl::StrCat("open snapshotter root ", config.root));
   d->snapshotter_ = std::move(*sn);
-  // The pull engine plugs in here (RemoteLayerProvider); until then every Prepare is local.
-  d->remote_ = std::make_unique<plugin::NoRemoteLayers>();
+  SS_ASSIGN_OR_RETURN(d->remote_, MakeRemoteProvider(config, d->snapshotter_.get()));
   d->service_ = std::make_unique<plugin::SnapshotsService>(d->snapshotter_.get(), d->remote_.get());
   auto server = plugin::StartUnixServer(config.address, {d->service_.get()});
   if (!server.ok()) return Annotate(server.status(), "start grpc server");
@@ -34,6 +59,8 @@ Daemon::~Daemon() { Shutdown(); }
 
 void Daemon::Shutdown() {
   if (server_ == nullptr) return;
+  // Prepares waiting for a download are answered first, so the server's drain does not wait.
+  if (auto* pull = dynamic_cast<plugin::RemotePullProvider*>(remote_.get())) pull->Shutdown();
   // In-flight local operations take milliseconds; the deadline only bounds a stuck client.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server_.reset();

@@ -15,8 +15,9 @@
 namespace slipstream::daemon {
 
 // A running slipstreamd: the snapshotter on `config.root` served over gRPC on the unix socket
-// `config.address`. Owns the snapshotter, the remote-layer provider (a no-op until the pull
-// engine is wired in), the service and the gRPC server; destroying it shuts everything down.
+// `config.address`. Owns the snapshotter, the remote-layer provider (the parallel pull engine
+// behind CRI-labelled Prepares, or none with default_mode = "containerd"), the service and
+// the gRPC server; destroying it shuts everything down.
 // Start/Shutdown from one thread; the served RPCs run on gRPC's threads.
 class Daemon {
  public:

@@ -7,6 +7,7 @@
 #include "CLI/CLI.hpp"
 #include "cmd/cli/fetch.h"
 #include "cmd/cli/image.h"
+#include "cmd/cli/index_cmd.h"
 #include "cmd/cli/inspect.h"
 #include "cmd/cli/pull.h"
 #include "cmd/cli/registry_flags.h"
@@ -63,6 +64,9 @@ int main(int argc, char** argv) {
   cli::PullCommand pull_cmd;
   pull_cmd.Register(&app, &reg);
 
+  cli::IndexCommand index_cmd;
+  index_cmd.Register(&app, &reg);
+
   CLI11_PARSE(app, argc, argv);
   log::Level level;
   if (!log::ParseLevel(log_level, &level)) {
@@ -87,5 +91,6 @@ int main(int argc, char** argv) {
     return Report(pull_cmd.Run(**client, *platform, ::isatty(STDERR_FILENO) != 0, std::cout,
                                std::cerr));
   }
+  if (index_cmd.parsed()) return Report(index_cmd.Run(**client, *platform, std::cout, std::cerr));
   return Report(image_cmd.Run(**client, *platform, std::cout));
 }
