@@ -16,6 +16,7 @@
 #include "common/fd.h"
 #include "common/status.h"
 #include "common/temp_dir.h"
+#include "tests/plugin/pull_test_util.h"
 #include "plugin/pull_engine.h"
 #include "plugin/pull_rootfs.h"
 #include "remote/media_types.h"
@@ -36,15 +37,8 @@ struct TestLayer {
   std::string bytes;
 };
 
-std::string Pseudo(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (char& c : s) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
+using testing::Pseudo;
+using testing::List;
 
 TestLayer MakeLayer(remote::Compression compression, const std::string& tar) {
   auto compressed = testkit::CompressString(compression, tar);
@@ -68,19 +62,6 @@ std::string SampleTar(const std::string& dir, size_t big, uint32_t seed) {
   EXPECT_TRUE(w.AddSymlink(dir + "/link", "big").ok());
   EXPECT_TRUE(w.Finish().ok());
   return tar;
-}
-
-// Names in `dir` (no "." / "..").
-std::set<std::string> List(const std::string& dir) {
-  std::set<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.insert(n);
-  }
-  ::closedir(d);
-  return out;
 }
 
 class PullEngineTest : public ::testing::Test {

@@ -16,38 +16,21 @@
 #include "common/fd.h"
 #include "common/subprocess.h"
 #include "common/temp_dir.h"
+#include "tests/plugin/pull_test_util.h"
 #include "plugin/pull_image.h"
 #include "remote/registry_client.h"
 #include "testkit/fault_proxy.h"
 #include "testkit/image_builder.h"
 #include "testkit/registry_fixture.h"
+#include "tests/remote/registry_integration_env.h"
 #include "testkit/tar_writer.h"
 #include "tests/unpack/tree_snapshot.h"
 
 namespace slipstream::plugin {
 namespace {
 
-std::string Pseudo(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed * 2654435761u + 1;
-  for (char& c : s) {
-    x = x * 1103515245u + 12345u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
-std::set<std::string> List(const std::string& dir) {
-  std::set<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return out;
-  while (dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.insert(n);
-  }
-  ::closedir(d);
-  return out;
-}
+using testing::Pseudo;
+using testing::List;
 
 // Every entry type a layer may hold, with ~1.3 MB of content so a blob spans several chunks.
 std::string EveryEntryTar(uint32_t seed) {
@@ -74,35 +57,18 @@ std::string EveryEntryTar(uint32_t seed) {
   return tar;
 }
 
-class PullIntegrationTest : public ::testing::Test {
+using remote::testing::Ref;
+
+// The suite's registry (registry_) and fast-retry client come from the shared remote test env.
+class PullIntegrationTest : public remote::testing::RegistryIntegrationTest {
  protected:
-  static void SetUpTestSuite() {
-    auto f = testkit::RegistryFixture::Start();
-    ASSERT_TRUE(f.ok()) << f.status();
-    fixture_ = f->release();
-  }
-  static void TearDownTestSuite() {
-    delete fixture_;
-    fixture_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(fixture_, nullptr);
+    ASSERT_NE(registry_, nullptr);
     auto t = TempDir::Create("pull-it-");
     ASSERT_TRUE(t.ok()) << t.status();
     tmp_.emplace(*std::move(t));
-    remote::RegistryClientOptions o;
-    o.retry.initial_backoff = absl::Milliseconds(20);
-    o.retry.max_backoff = absl::Milliseconds(200);
-    o.retry.max_total = absl::Seconds(20);
-    auto c = remote::RegistryClient::Create(std::move(o));
-    ASSERT_TRUE(c.ok()) << c.status();
-    client_ = *std::move(c);
-  }
-
-  remote::Reference Ref(const std::string& host, const std::string& rest) {
-    auto r = remote::Reference::Parse(host + "/" + rest);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return *r;
+    client_ = remote::testing::NewClient({.max_total = absl::Seconds(20)});
+    ASSERT_NE(client_, nullptr);
   }
 
   testkit::BuiltImage BuildAndPush(const testkit::ImageSpec& spec, const remote::Reference& ref) {
@@ -113,12 +79,9 @@ class PullIntegrationTest : public ::testing::Test {
     return *built;
   }
 
-  static testkit::RegistryFixture* fixture_;
   std::optional<TempDir> tmp_;
   std::unique_ptr<remote::RegistryClient> client_;
 };
-
-testkit::RegistryFixture* PullIntegrationTest::fixture_ = nullptr;
 
 TEST_F(PullIntegrationTest, EveryCompressionAndEntryTypeMatchesTarExtract) {
   std::vector<std::string> tars;
@@ -131,7 +94,7 @@ TEST_F(PullIntegrationTest, EveryCompressionAndEntryTypeMatchesTarExtract) {
     if (i == 1) layer.gzip_members_every = 200000;  // multi-member gzip
     spec.layers.push_back(std::move(layer));
   }
-  const remote::Reference ref = Ref(fixture_->host(), "pull/every:1");
+  const remote::Reference ref = Ref(registry_->host(), "pull/every:1");
   testkit::BuiltImage built = BuildAndPush(spec, ref);
 
   ImagePullOptions opts;
@@ -187,10 +150,10 @@ TEST_F(PullIntegrationTest, CorruptBlobIsDataLossAndLeavesNothingBehind) {
   testkit::ImageSpec spec;
   spec.layers.push_back({.tar_bytes = EveryEntryTar(7), .compression = remote::Compression::kGzip});
   spec.layers.push_back({.tar_bytes = EveryEntryTar(8), .compression = remote::Compression::kZstd});
-  const remote::Reference ref = Ref(fixture_->host(), "pull/corrupt:1");
+  const remote::Reference ref = Ref(registry_->host(), "pull/corrupt:1");
   testkit::BuiltImage built = BuildAndPush(spec, ref);
 
-  auto proxy = testkit::FaultProxy::Start(fixture_->host());
+  auto proxy = testkit::FaultProxy::Start(registry_->host());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   const std::string target = "/blobs/" + built.layers[0].descriptor.digest.str();
   testkit::FaultId id = (*proxy)->Add(testkit::Fault::CorruptAt(1000).On("GET", target).Times(-1));
@@ -208,9 +171,9 @@ TEST_F(PullIntegrationTest, CorruptBlobIsDataLossAndLeavesNothingBehind) {
 TEST_F(PullIntegrationTest, TruncatedTransferIsResumed) {
   testkit::ImageSpec spec;
   spec.layers.push_back({.tar_bytes = EveryEntryTar(9), .compression = remote::Compression::kGzip});
-  const remote::Reference ref = Ref(fixture_->host(), "pull/truncated:1");
+  const remote::Reference ref = Ref(registry_->host(), "pull/truncated:1");
   testkit::BuiltImage built = BuildAndPush(spec, ref);
-  auto proxy = testkit::FaultProxy::Start(fixture_->host());
+  auto proxy = testkit::FaultProxy::Start(registry_->host());
   ASSERT_TRUE(proxy.ok()) << proxy.status();
   const std::string target = "/blobs/" + built.layers[0].descriptor.digest.str();
   testkit::FaultId id =
@@ -247,7 +210,7 @@ TEST_F(PullIntegrationTest, LargeLayerPullsWithBoundedMemory) {
   }
   testkit::ImageSpec spec;
   spec.layers.push_back({.source_dir = src, .compression = remote::Compression::kZstd, .level = 1});
-  const remote::Reference ref = Ref(fixture_->host(), "pull/large:1");
+  const remote::Reference ref = Ref(registry_->host(), "pull/large:1");
   testkit::BuiltImage built = BuildAndPush(spec, ref);
   ASSERT_GT(built.layers[0].descriptor.size, 199000000);
 

@@ -21,6 +21,7 @@
 #include "testkit/fault_proxy.h"
 #include "testkit/image_builder.h"
 #include "testkit/registry_fixture.h"
+#include "tests/remote/registry_integration_env.h"
 #include "testkit/tar_writer.h"
 
 namespace slipstream::plugin {
@@ -52,33 +53,20 @@ struct Image {
   std::vector<Digest> chains;
 };
 
-class RemotePullProviderTest : public ::testing::Test {
+// The suite's registry (registry_) and fast-retry client come from the shared remote test env.
+class RemotePullProviderTest : public remote::testing::RegistryIntegrationTest {
  protected:
-  static void SetUpTestSuite() {
-    auto f = testkit::RegistryFixture::Start();
-    ASSERT_TRUE(f.ok()) << f.status();
-    fixture_ = f->release();
-  }
-  static void TearDownTestSuite() {
-    delete fixture_;
-    fixture_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(fixture_, nullptr);
+    ASSERT_NE(registry_, nullptr);
     auto t = TempDir::Create("remote-pull-");
     ASSERT_TRUE(t.ok()) << t.status();
     tmp_.emplace(*std::move(t));
-    remote::RegistryClientOptions o;
-    o.retry.initial_backoff = absl::Milliseconds(20);
-    o.retry.max_backoff = absl::Milliseconds(200);
-    o.retry.max_total = absl::Seconds(5);
-    auto c = remote::RegistryClient::Create(std::move(o));
-    ASSERT_TRUE(c.ok()) << c.status();
-    client_ = *std::move(c);
+    client_ = remote::testing::NewClient({.max_total = absl::Seconds(5)});
+    ASSERT_NE(client_, nullptr);
     auto sn = OverlaySnapshotter::Open(tmp_->Join("root"));
     ASSERT_TRUE(sn.ok()) << sn.status();
     snapshotter_ = *std::move(sn);
-    auto p = testkit::FaultProxy::Start(fixture_->host());
+    auto p = testkit::FaultProxy::Start(registry_->host());
     ASSERT_TRUE(p.ok()) << p.status();
     proxy_ = *std::move(p);
   }
@@ -101,7 +89,7 @@ class RemotePullProviderTest : public ::testing::Test {
     auto built = testkit::BuildImage(spec, tmp_->Join("oci-" + std::to_string(images_++)));
     EXPECT_TRUE(built.ok()) << built.status();
     img.built = *std::move(built);
-    auto direct = remote::Reference::Parse(fixture_->host() + "/" + repo_tag);
+    auto direct = remote::Reference::Parse(registry_->host() + "/" + repo_tag);
     EXPECT_TRUE(direct.ok());
     auto pushed = testkit::PushImage(*client_, img.built, *direct);
     EXPECT_TRUE(pushed.ok()) << pushed.status();
@@ -160,7 +148,6 @@ class RemotePullProviderTest : public ::testing::Test {
     return proxy_->CountRequests("GET", "/blobs/" + img.built.layers[i].descriptor.digest.str());
   }
 
-  static testkit::RegistryFixture* fixture_;
   std::optional<TempDir> tmp_;
   std::unique_ptr<remote::RegistryClient> client_;
   std::unique_ptr<OverlaySnapshotter> snapshotter_;
@@ -168,8 +155,6 @@ class RemotePullProviderTest : public ::testing::Test {
   std::unique_ptr<RemotePullProvider> provider_;
   int images_ = 0;
 };
-
-testkit::RegistryFixture* RemotePullProviderTest::fixture_ = nullptr;
 
 TEST(ChainIdsTest, FollowsTheOciDefinition) {
   auto a = Digest::Parse("sha256:" + std::string(64, 'a'));

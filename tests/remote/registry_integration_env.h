@@ -41,6 +41,7 @@ struct ClientSetup {
   std::string hosts_dir;
   std::shared_ptr<CredentialStore> creds;
   absl::Duration stall_timeout = absl::Seconds(30);
+  absl::Duration max_total = absl::Seconds(30);  // bound on one call's retries
 };
 
 inline std::unique_ptr<RegistryClient> NewClient(ClientSetup setup = {}) {
@@ -48,6 +49,7 @@ inline std::unique_ptr<RegistryClient> NewClient(ClientSetup setup = {}) {
   o.hosts_dir = setup.hosts_dir;
   o.credentials = setup.creds;
   o.retry = FastRetry();
+  o.retry.max_total = setup.max_total;
   o.stall_timeout = setup.stall_timeout;
   auto c = RegistryClient::Create(std::move(o));
   EXPECT_TRUE(c.ok()) << c.status();
