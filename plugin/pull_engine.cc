@@ -130,6 +130,11 @@ absl::Status PullJob::Prepare(std::vector<LayerRequest> requests) {
         std::make_unique<DownloadFrontier>(layer->request.blob.size, plan_.chunk_size);
     layers_.push_back(std::move(layer));
   }
+  unpack_order_.resize(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i) unpack_order_[i] = i;
+  std::stable_sort(unpack_order_.begin(), unpack_order_.end(), [this](size_t a, size_t b) {
+    return layers_[a]->request.blob.size > layers_[b]->request.blob.size;
+  });
   // Round-robin over layers so every layer's prefix grows from the start and all unpackers
   // get work early, rather than one layer downloading to the end before the next begins.
   int64_t max_chunks = 0;
@@ -210,8 +215,9 @@ void PullJob::FetchLoop() {
 
 void PullJob::UnpackLoop() {
   while (true) {
-    const size_t index = next_unpack_.fetch_add(1);
-    if (index >= layers_.size()) return;
+    const size_t slot = next_unpack_.fetch_add(1);
+    if (slot >= unpack_order_.size()) return;
+    const size_t index = unpack_order_[slot];
     Layer& layer = *layers_[index];
     if (cancelled_.load()) {
       // Its own fetch error when this layer is the one that failed, else Cancelled.
@@ -220,7 +226,9 @@ void PullJob::UnpackLoop() {
     }
     layer.progress.state.store(static_cast<int>(LayerState::kUnpacking));
     absl::StatusOr<unpack::LayerUnpackResult> r;
-    if (options_.span_inflater != nullptr && options_.span_inflater->CanInflate(layer.request)) {
+    const bool span_inflated = options_.span_inflater != nullptr &&
+                               options_.span_inflater->CanInflate(layer.request);
+    if (span_inflated) {
       BlobView view(&layer);
       r = options_.span_inflater->Unpack(layer.request, view, layer.progress, cancelled_);
     } else {
@@ -239,7 +247,8 @@ void PullJob::UnpackLoop() {
     }
     layer.progress.bytes_decompressed.store(r->uncompressed_bytes);
     layer.progress.files_written.store(r->entries);
-    Settle(index, LayerResult{layer.request.dest, *std::move(r), absl::Now() - start_});
+    Settle(index,
+           LayerResult{layer.request.dest, *std::move(r), absl::Now() - start_, span_inflated});
   }
 }
 
@@ -252,9 +261,12 @@ absl::Status PullJob::Stopped(const Layer& layer) {
 
 absl::StatusOr<unpack::LayerUnpackResult> PullJob::UnpackSequential(Layer& layer) {
   const LayerRequest& req = layer.request;
+  unpack::LayerUnpackOptions options = options_.unpack;
+  options.live_uncompressed_bytes = &layer.progress.bytes_decompressed;
+  options.live_entries = &layer.progress.files_written;
   SS_ASSIGN_OR_RETURN(std::unique_ptr<unpack::LayerUnpacker> unpacker,
                       unpack::LayerUnpacker::Create(req.blob.media_type, req.blob.digest,
-                                                    req.diff_id, req.dest, options_.unpack));
+                                                    req.diff_id, req.dest, options));
   std::string buf(kReadPiece, '\0');
   int64_t consumed = 0;
   int64_t punched = 0;

@@ -34,6 +34,7 @@ struct LayerResult {
   std::string dest;
   unpack::LayerUnpackResult unpack;
   absl::Duration elapsed;  // from the job's start to this layer's rename into place
+  bool span_inflated = false;  // unpacked by the SpanInflater (spans in parallel)
 };
 
 enum class LayerState : int { kQueued = 0, kUnpacking = 1, kDone = 2, kFailed = 3 };
@@ -43,9 +44,8 @@ enum class LayerState : int { kQueued = 0, kUnpacking = 1, kDone = 2, kFailed = 
 struct LayerProgress {
   std::atomic<int64_t> bytes_fetched{0};   // compressed bytes landed in the temp file
   std::atomic<int64_t> bytes_unpacked{0};  // compressed bytes fed to the unpacker
-  // Filled when the layer completes (LayerUnpacker does not expose them while it runs).
-  std::atomic<int64_t> bytes_decompressed{0};
-  std::atomic<int64_t> files_written{0};
+  std::atomic<int64_t> bytes_decompressed{0};  // tar bytes produced so far
+  std::atomic<int64_t> files_written{0};       // tar entries written so far
   std::atomic<int> state{static_cast<int>(LayerState::kQueued)};
 };
 
@@ -164,6 +164,9 @@ class PullJob {
   std::vector<std::pair<size_t, int64_t>> fetch_order_;
   std::atomic<size_t> next_fetch_{0};
   std::atomic<size_t> next_unpack_{0};
+  // Layer indexes, largest blob first: the biggest layer is the critical path, so it gets an
+  // unpacker before small ones when there are more layers than unpackers.
+  std::vector<size_t> unpack_order_;
   std::atomic<bool> cancelled_{false};
 
   mutable absl::Mutex mu_;

@@ -14,6 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "plugin/pull_rootfs.h"
 #include "plugin/pull_source.h"
+#include "plugin/ztoc_span_inflater.h"
 
 namespace slipstream::plugin {
 namespace {
@@ -97,6 +98,13 @@ absl::StatusOr<ImagePullResult> PullImage(remote::RegistryClient& client,
   }
   PullOptions popts = options.pull;
   if (popts.temp_dir.empty()) popts.temp_dir = options.dest;
+  std::unique_ptr<ZtocSpanInflater> inflater;
+  if (options.use_soci_index && popts.span_inflater == nullptr) {
+    inflater = LoadSpanInflater(client, result.ref, platform,
+                                {.threads = options.span_inflate_threads,
+                                 .unpack = popts.unpack});
+    popts.span_inflater = inflater.get();
+  }
   PullEngine engine(source.get());
   SS_ASSIGN_OR_RETURN(std::unique_ptr<PullJob> job, engine.Start(std::move(requests), popts));
   log::Info("pull started", {{"image", ref.String()},

@@ -24,6 +24,11 @@ struct ImagePullOptions {
   PullOptions pull;             // tuning, temp dir, callbacks (temp_dir default: dest)
   remote::ChunkCache* cache = nullptr;  // null = straight to the registry
   bool rootfs = false;          // also merge the layers into <dest>/rootfs
+  // Look for the image's SOCI index and inflate the spans of indexed gzip layers on
+  // `span_inflate_threads` threads (0 = one per core) instead of one stream per layer.
+  // Ignored when pull.span_inflater is already set.
+  bool use_soci_index = false;
+  int span_inflate_threads = 0;
   // Called on the calling thread once the job runs (e.g. to start a progress display that
   // reads job.progress()); the job lives until PullImage returns.
   std::function<void(PullJob& job)> on_started;

@@ -270,6 +270,11 @@ void RemotePullProvider::Resolve(const std::string& image_key, const std::string
   }
   auto source = std::make_unique<RegistryRangeSource>(client_, pinned);
   RangeSource* source_ptr = source.get();
+  std::unique_ptr<ZtocSpanInflater> inflater;
+  if (options_.use_soci_index && !requests.empty()) {
+    inflater = LoadSpanInflater(*client_, pinned, options_.platform);
+  }
+  ZtocSpanInflater* inflater_ptr = inflater.get();
   {
     // Slots go in before the job starts: its first layer may settle before Start returns.
     absl::MutexLock lock(&mu_);
@@ -277,11 +282,13 @@ void RemotePullProvider::Resolve(const std::string& image_key, const std::string
     image.layers = std::move(slots);
     image.job_slots = job_slots;
     image.source = std::move(source);
+    image.inflater = std::move(inflater);
   }
   std::unique_ptr<PullJob> job;
   if (!requests.empty()) {
     PullOptions popts;
     popts.tuning = options_.tuning;
+    popts.span_inflater = inflater_ptr;
     popts.on_layer_done = [this, image_key](size_t index,
                                             const absl::StatusOr<LayerResult>& result) {
       OnLayerDone(image_key, index, result.status());

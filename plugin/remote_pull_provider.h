@@ -20,6 +20,7 @@
 #include "plugin/pull_engine.h"
 #include "plugin/snapshot_overlay.h"
 #include "plugin/snapshot_remote.h"
+#include "plugin/ztoc_span_inflater.h"
 #include "remote/platform.h"
 #include "remote/registry_client.h"
 
@@ -41,6 +42,8 @@ struct RemotePullOptions {
   RemoteFailurePolicy on_failure = RemoteFailurePolicy::kFail;
   remote::Platform platform = remote::Platform::Host();
   PullTuning tuning;  // zero = automatic
+  // Look for each image's SOCI index and inflate indexed layers span by span in parallel.
+  bool use_soci_index = false;
 };
 
 // chainID of every layer from the image config's diff_ids: chain_0 = diff_0,
@@ -107,6 +110,7 @@ class RemotePullProvider final : public RemoteLayerProvider {
     std::vector<size_t> job_slots;  // job layer index -> slot
     size_t settled = 0;
     std::unique_ptr<RangeSource> source;
+    std::unique_ptr<ZtocSpanInflater> inflater;  // null: no SOCI index; outlives job
     std::unique_ptr<PullJob> job;
   };
 

@@ -13,6 +13,7 @@
 #include "common/fd.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "unpack/byte_pipe.h"
 #include "unpack/layer_writer.h"
 #include "unpack/tar_reader.h"
 
@@ -44,6 +45,7 @@ struct LayerUnpacker::Pipeline {
   int64_t uncompressed_bytes = 0;
   std::unique_ptr<LayerWriter> writer;
   std::unique_ptr<TarReader> tar;
+  std::unique_ptr<BytePipe> pipe;  // null: the tar reader runs on the decompressing thread
   std::unique_ptr<Decompressor> decompressor;
 };
 
@@ -53,6 +55,9 @@ absl::StatusOr<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Create(
   SS_ASSIGN_OR_RETURN(Compression compression, remote::LayerCompression(media_type));
   SS_RETURN_IF_ERROR(CheckSha256(expected_digest, "layer digest"));
   SS_RETURN_IF_ERROR(CheckSha256(expected_diff_id, "diff_id"));
+  if (!options.hash_input && !expected_digest.empty()) {
+    return absl::InvalidArgumentError("a layer digest to check needs hash_input");
+  }
   struct stat st;
   if (::lstat(dest.c_str(), &st) == 0) {
     return absl::AlreadyExistsError(absl::StrCat("layer directory ", dest, " already exists"));
@@ -69,15 +74,29 @@ absl::StatusOr<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Create(
   p->writer = std::move(*writer);
   p->tar = std::make_unique<TarReader>(p->writer.get());
   Pipeline* raw = p.get();
+  std::atomic<int64_t>* live_bytes = options.live_uncompressed_bytes;
+  std::atomic<int64_t>* live_entries = options.live_entries;
+  // The diffID is hashed where the tar is parsed: with the untar on a thread of its own that
+  // balances the two halves (hash + inflate against hash + parse + write) on two cores.
+  auto untar = [raw, live_entries](std::string_view tar_bytes) {
+    raw->diff_hash.Update(tar_bytes);
+    absl::Status s = raw->tar->Write(tar_bytes);
+    if (live_entries != nullptr) live_entries->store(raw->tar->entries(), std::memory_order_relaxed);
+    return s;
+  };
+  if (options.untar_thread) p->pipe = std::make_unique<BytePipe>(untar);
   p->decompressor = NewLayerDecompressor(
       compression,
-      [raw](std::string_view tar_bytes) {
-        raw->diff_hash.Update(tar_bytes);
+      [raw, live_bytes, untar](std::string_view tar_bytes) {
         raw->uncompressed_bytes += static_cast<int64_t>(tar_bytes.size());
-        return raw->tar->Write(tar_bytes);
+        if (live_bytes != nullptr) {
+          live_bytes->store(raw->uncompressed_bytes, std::memory_order_relaxed);
+        }
+        return raw->pipe ? raw->pipe->Write(tar_bytes) : untar(tar_bytes);
       },
       options.gzip_backend);
   u->pipeline_ = std::move(p);
+  u->hash_input_ = options.hash_input;
   return u;
 }
 
@@ -113,7 +132,7 @@ absl::Status LayerUnpacker::Write(std::string_view compressed) {
     return status_.ok() ? absl::FailedPreconditionError("layer unpacker already finished")
                         : status_;
   }
-  pipeline_->compressed_hash.Update(compressed);
+  if (hash_input_) pipeline_->compressed_hash.Update(compressed);
   pipeline_->compressed_bytes += static_cast<int64_t>(compressed.size());
   absl::Status s = pipeline_->decompressor->Write(compressed);
   if (!s.ok()) return Fail(s);
@@ -134,10 +153,11 @@ absl::StatusOr<LayerUnpackResult> LayerUnpacker::Finish() {
 absl::StatusOr<LayerUnpackResult> LayerUnpacker::FinishImpl() {
   Pipeline& p = *pipeline_;
   SS_RETURN_IF_ERROR(p.decompressor->Finish());
+  if (p.pipe) SS_RETURN_IF_ERROR(p.pipe->Finish());
   SS_RETURN_IF_ERROR(p.tar->Finish());
   SS_RETURN_IF_ERROR(p.writer->Finish());
   LayerUnpackResult r;
-  r.digest = p.compressed_hash.Finish();
+  if (hash_input_) r.digest = p.compressed_hash.Finish();
   r.diff_id = p.diff_hash.Finish();
   r.compression = compression_;
   r.compressed_bytes = p.compressed_bytes;

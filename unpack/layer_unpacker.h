@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,6 +16,17 @@ namespace slipstream::unpack {
 
 struct LayerUnpackOptions {
   GzipBackend gzip_backend = GzipBackend::kIsal;
+  // Parse the tar and write files on a second thread, fed through a bounded BytePipe, while
+  // the calling thread hashes and decompresses: two cores per layer instead of one.
+  bool untar_thread = true;
+  // Live counters for progress displays, updated while the layer unpacks (relaxed stores;
+  // null = not kept): uncompressed tar bytes produced so far and tar entries written.
+  std::atomic<int64_t>* live_uncompressed_bytes = nullptr;
+  std::atomic<int64_t>* live_entries = nullptr;
+  // false: the bytes written are not hashed (their producer verifies them itself, e.g. a
+  // tar stream assembled from verified zTOC spans); the expected digest must then be empty
+  // and the result's digest is empty.
+  bool hash_input = true;
 };
 
 // What an unpacked layer turned out to be.
@@ -75,6 +87,7 @@ class LayerUnpacker {
   const Digest expected_diff_id_;
   const Compression compression_;
   std::unique_ptr<Pipeline> pipeline_;
+  bool hash_input_ = true;
   bool done_ = false;
   absl::Status status_;
 };

@@ -48,11 +48,11 @@ std::string Render(const plugin::PullJob& job) {
                          Bar(unpacked, size), HumanBytes(fetched), HumanBytes(unpacked),
                          HumanBytes(size));
     const int state = p.state.load(std::memory_order_relaxed);
-    if (static_cast<plugin::LayerState>(state) == plugin::LayerState::kDone) {
-      s << absl::StrFormat("  -> %s, %d files", HumanBytes(p.bytes_decompressed.load()),
-                           p.files_written.load());
-    } else {
-      s << "  " << StateName(state);
+    s << "  " << StateName(state);
+    if (static_cast<plugin::LayerState>(state) != plugin::LayerState::kQueued) {
+      s << absl::StrFormat(" -> %s, %d files",
+                           HumanBytes(p.bytes_decompressed.load(std::memory_order_relaxed)),
+                           p.files_written.load(std::memory_order_relaxed));
     }
     s << "\n";
   }
@@ -105,6 +105,9 @@ absl::Status Pull(remote::RegistryClient& client, const std::string& image,
   popts.dest = options.dest;
   popts.cache = cache.get();
   popts.rootfs = options.rootfs;
+  popts.use_soci_index = options.soci;
+  popts.span_inflate_threads = options.inflate_threads;
+  popts.pull.unpack.untar_thread = !options.one_thread_per_layer;
   popts.pull.tuning = {.chunk_size = options.chunk_size,
                        .requests = options.concurrency,
                        .unpackers = options.unpackers};
@@ -139,6 +142,12 @@ void PullCommand::Register(CLI::App* app, RegistryFlags* registry_flags) {
   cmd_->add_option("--unpackers", options_.unpackers, "layers unpacked at once (0 = cores)");
   cmd_->add_flag("--rootfs", options_.rootfs, "also merge the layers into DIR/rootfs");
   cmd_->add_option("--cache-dir", options_.cache_dir, "chunk cache directory (default: none)");
+  cmd_->add_flag("--soci", options_.soci,
+                 "use the image's SOCI index, when it has one, to inflate spans in parallel");
+  cmd_->add_option("--inflate-threads", options_.inflate_threads,
+                   "threads inflating spans of one indexed layer (0 = cores)");
+  cmd_->add_flag("--one-thread-per-layer", options_.one_thread_per_layer,
+                 "inflate and untar each layer on one thread (no separate untar thread)");
   registry_flags->AddTo(cmd_);
 }
 

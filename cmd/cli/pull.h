@@ -20,6 +20,9 @@ struct PullCliOptions {
   int unpackers = 0;         // layers unpacked at once; 0 = one per core
   bool rootfs = false;       // also merge the layers into <dest>/rootfs
   std::string cache_dir;     // chunk cache directory; empty = no cache
+  bool soci = false;         // inflate indexed layers' spans in parallel (SOCI index)
+  int inflate_threads = 0;   // span inflate threads per indexed layer; 0 = cores
+  bool one_thread_per_layer = false;  // no separate untar thread (for comparisons)
   bool progress = false;     // live per-layer progress bars on `err` (a TTY)
 };
 

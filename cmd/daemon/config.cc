@@ -101,6 +101,13 @@ const std::map<std::string, Setter>& Setters() {
       {"engine.on_failure",
        OneOf([](DaemonConfig& c) -> std::string& { return c.engine.on_failure; },
              {"fail", "fallback"})},
+      {"engine.use_soci_index",
+       [](const toml::node& node, const std::string& key, DaemonConfig& c) {
+         auto v = node.value<bool>();
+         if (!node.is_boolean() || !v) return WrongType(key, "true or false");
+         c.engine.use_soci_index = *v;
+         return absl::OkStatus();
+       }},
       {"cache.size", Bytes([](DaemonConfig& c) -> int64_t& { return c.cache_size; })},
       {"registry.hosts_dir", String(&DaemonConfig::hosts_dir)},
       {"registry.docker_config", String(&DaemonConfig::docker_config)},

@@ -21,6 +21,9 @@ struct EngineConfig {
   // When the engine fails for a layer: "fail" the pull, or "fallback" to an ordinary active
   // snapshot so containerd fetches that layer itself.
   std::string on_failure = "fail";
+  // Use an image's SOCI index, when it has one, to inflate its indexed layers span by span
+  // on every core (costs one or two registry requests per image to look for it).
+  bool use_soci_index = false;
 };
 
 // slipstreamd's configuration. Every field has a default, so an empty file (or none at all)
@@ -36,6 +39,7 @@ struct EngineConfig {
 //   chunk_size = "8MiB"                # integer bytes or "<n>[KiB|MiB|GiB|K|M|G]"
 //   unpack_workers = 0
 //   on_failure = "fail"                # fail | fallback
+//   use_soci_index = false
 //   [cache]
 //   size = "10GiB"
 //   [registry]

@@ -34,6 +34,7 @@ absl::StatusOr<std::unique_ptr<plugin::RemoteLayerProvider>> MakeRemoteProvider(
   opts.tuning.chunk_size = config.engine.chunk_size;
   opts.tuning.requests = config.engine.max_connections;
   opts.tuning.unpackers = config.engine.unpack_workers;
+  opts.use_soci_index = config.engine.use_soci_index;
   return std::make_unique<plugin::RemotePullProvider>(snapshotter, *std::move(client), opts);
 }
 

@@ -17,6 +17,7 @@
 #include "common/subprocess.h"
 #include "common/temp_dir.h"
 #include "tests/plugin/pull_test_util.h"
+#include "index/soci_index.h"
 #include "plugin/pull_image.h"
 #include "remote/registry_client.h"
 #include "testkit/fault_proxy.h"
@@ -144,6 +145,71 @@ TEST_F(PullIntegrationTest, EveryCompressionAndEntryTypeMatchesTarExtract) {
   EXPECT_NE(manifest->find(built.layers[2].descriptor.digest.str()), std::string::npos);
   // Layer dirs, rootfs and pull.json: no temp files, no partial directories.
   EXPECT_EQ(List(opts.dest).size(), 6u);
+}
+
+// With a SOCI index (v1 through the referrers tag, v2 through the converted image), indexed
+// layers are inflated span by span in parallel and unpack exactly like the sequential path.
+TEST_F(PullIntegrationTest, SociIndexedLayersInflateSpansInParallel) {
+  testkit::ImageSpec spec;
+  std::vector<std::string> tars = {EveryEntryTar(11), EveryEntryTar(12)};
+  for (const std::string& tar : tars) {
+    spec.layers.push_back({.tar_bytes = tar, .compression = remote::Compression::kGzip});
+  }
+  const remote::Reference ref = Ref(registry_->host(), "pull/soci:1");
+  BuildAndPush(spec, ref);
+
+  auto sequential = [&](const remote::Reference& r, const std::string& dest) {
+    ImagePullOptions opts;
+    opts.dest = tmp_->Join(dest);
+    auto pulled = PullImage(*client_, r, remote::Platform::Host(), opts);
+    EXPECT_TRUE(pulled.ok()) << pulled.status();
+    return pulled;
+  };
+  auto with_index = [&](const remote::Reference& r, const std::string& dest) {
+    ImagePullOptions opts;
+    opts.dest = tmp_->Join(dest);
+    opts.use_soci_index = true;
+    opts.span_inflate_threads = 2;
+    opts.pull.tuning = {.chunk_size = 128 << 10, .requests = 4};
+    auto pulled = PullImage(*client_, r, remote::Platform::Host(), opts);
+    EXPECT_TRUE(pulled.ok()) << pulled.status();
+    return pulled;
+  };
+
+  // No index yet: the sequential path, and the reference tree.
+  auto plain = sequential(ref, "plain");
+  ASSERT_TRUE(plain.ok());
+  auto none = with_index(ref, "no-index");
+  ASSERT_TRUE(none.ok());
+  for (const LayerResult& l : none->layers) EXPECT_FALSE(l.span_inflated);
+
+  for (index::SociVersion version : {index::SociVersion::kV1, index::SociVersion::kV2}) {
+    const bool v1 = version == index::SociVersion::kV1;
+    SCOPED_TRACE(v1 ? "v1" : "v2");
+    auto built = index::BuildSociIndex(
+        *client_, ref, {.span_size = 64 << 10, .min_layer_size = 0, .version = version});
+    ASSERT_TRUE(built.ok()) << built.status();
+    ASSERT_EQ(built->ztocs.size(), 2u);
+    remote::Reference pull_ref = ref;
+    if (v1) {
+      ASSERT_TRUE(index::PushSociIndexV1(*client_, *built).ok());
+    } else {
+      pull_ref = Ref(registry_->host(), "pull/soci:v2");
+      ASSERT_TRUE(index::PushSociIndexV2(*client_, *built, pull_ref).ok());
+    }
+    auto indexed = with_index(pull_ref, v1 ? "v1" : "v2");
+    ASSERT_TRUE(indexed.ok());
+    ASSERT_EQ(indexed->layers.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_TRUE(indexed->layers[i].span_inflated) << i;
+      EXPECT_EQ(indexed->layers[i].unpack.diff_id, plain->layers[i].unpack.diff_id);
+      // Implicit parent directories get "now" as mtime; everything else must be identical.
+      EXPECT_EQ(unpack::testing::DiffSnapshots(
+                    unpack::testing::Snapshot(plain->layer_dirs[i], {.mtimes = false}),
+                    unpack::testing::Snapshot(indexed->layer_dirs[i], {.mtimes = false})),
+                "");
+    }
+  }
 }
 
 TEST_F(PullIntegrationTest, CorruptBlobIsDataLossAndLeavesNothingBehind) {

@@ -17,6 +17,7 @@ TEST(DaemonConfigTest, EmptyFileGivesDefaults) {
   EXPECT_EQ(c->address, "/run/slipstream/slipstream.sock");
   EXPECT_EQ(c->default_mode, "parallel");
   EXPECT_EQ(c->engine.on_failure, "fail");
+  EXPECT_FALSE(c->engine.use_soci_index);
 }
 
 TEST(DaemonConfigTest, EveryKeyParses) {
@@ -30,6 +31,7 @@ max_connections = 32
 chunk_size = "4MiB"
 unpack_workers = 3
 on_failure = "fallback"
+use_soci_index = true
 [cache]
 size = 1048576
 [registry]
@@ -46,6 +48,7 @@ docker_config = "/d.json"
   EXPECT_EQ(c->engine.chunk_size, 4 << 20);
   EXPECT_EQ(c->engine.unpack_workers, 3);
   EXPECT_EQ(c->engine.on_failure, "fallback");
+  EXPECT_TRUE(c->engine.use_soci_index);
   EXPECT_EQ(c->cache_size, 1 << 20);
   EXPECT_EQ(c->hosts_dir, "/h");
   EXPECT_EQ(c->docker_config, "/d.json");
@@ -61,6 +64,7 @@ TEST(DaemonConfigTest, ErrorsNameTheKey) {
            {"[engine]\nchunk_size = \"lots\"", "key engine.chunk_size"},
            {"[engine]\nmax_connections = 0", "key engine.max_connections"},
            {"[engine]\non_failure = \"retry\"", "key engine.on_failure"},
+           {"[engine]\nuse_soci_index = 1", "key engine.use_soci_index"},
            {"default_mode = \"fast\"", "key default_mode"},
            {"[cache]\nsise = 5", "unknown key cache.sise"},
            {"log_level = \"loud\"", "key log_level"},

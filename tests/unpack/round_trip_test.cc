@@ -138,6 +138,7 @@ struct Variant {
   std::string format;       // "pax" or "gnu"
   std::string compressor;   // "none", "gzip", "pigz", "pigz-multi", "zstd", "zstd-multi"
   GzipBackend backend = GzipBackend::kIsal;
+  bool untar_thread = true;  // false: inflate and untar on the calling thread
 };
 
 class RoundTripTest : public ::testing::TestWithParam<Variant> {
@@ -213,7 +214,7 @@ TEST_P(RoundTripTest, MatchesTarExtractPlusOverlayConversion) {
 
   const std::string dest = tmp_->Join("layer-" + v.name);
   auto u = LayerUnpacker::Create(MediaType(v.compressor), Sha256Of(blob), Sha256Of(tar), dest,
-                                 {.gzip_backend = v.backend});
+                                 {.gzip_backend = v.backend, .untar_thread = v.untar_thread});
   ASSERT_TRUE(u.ok()) << u.status();
   // Odd piece sizes so that headers, members and frames straddle Write() calls.
   for (size_t i = 0; i < blob.size(); i += 8191) {
@@ -249,6 +250,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Variant{"pax_none", "pax", "none"},
                       Variant{"pax_gzip_isal", "pax", "gzip", GzipBackend::kIsal},
                       Variant{"pax_gzip_zlib", "pax", "gzip", GzipBackend::kZlib},
+                      Variant{"pax_gzip_one_thread", "pax", "gzip", GzipBackend::kIsal, false},
+                      Variant{"gnu_zstd_one_thread", "gnu", "zstd", GzipBackend::kIsal, false},
                       Variant{"pax_pigz", "pax", "pigz"},
                       Variant{"pax_pigz_multi_isal", "pax", "pigz-multi", GzipBackend::kIsal},
                       Variant{"pax_pigz_multi_zlib", "pax", "pigz-multi", GzipBackend::kZlib},
