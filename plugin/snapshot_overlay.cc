@@ -213,8 +213,15 @@ absl::Status OverlaySnapshotter::Commit(const std::string& name, const std::stri
   return tx->Commit();
 }
 
+void OverlaySnapshotter::SetRemoveObserver(RemoveObserver observer) {
+  absl::MutexLock lock(&observer_mu_);
+  remove_observer_ =
+      observer ? std::make_shared<RemoveObserver>(std::move(observer)) : nullptr;
+}
+
 absl::Status OverlaySnapshotter::Remove(const std::string& key) {
   std::string doomed;
+  Labels labels;
   {
     absl::MutexLock lock(&mu_);
     SS_ASSIGN_OR_RETURN(auto tx, store_->Begin());
@@ -227,20 +234,29 @@ absl::Status OverlaySnapshotter::Remove(const std::string& key) {
     SS_RETURN_IF_ERROR(store_->Delete(key));
     // The row goes first; a crash from here on leaves only an orphan dir, which Open removes.
     SS_RETURN_IF_ERROR(tx->Commit());
+    labels = record.info.labels;
     // Renaming out of the id namespace makes the removal look atomic to Cleanup and to
     // readers of the directory listing; the slow recursive delete happens without the lock.
     doomed = absl::StrCat(snapshots_dir_, "/rm-", record.id);
     auto status = Rename(SnapshotDir(record.id), doomed);
     if (!status.ok()) {
       log::Warn("snapshot dir left for cleanup", {{"key", key}, {"error", status.ToString()}});
-      return absl::OkStatus();
+      doomed.clear();
     }
   }
-  auto status = RemoveAll(doomed);
-  if (!status.ok()) {
-    // The snapshot is gone from containerd's point of view; the next start retries.
-    log::Warn("removing snapshot dir failed", {{"dir", doomed}, {"error", status.ToString()}});
+  if (!doomed.empty()) {
+    auto status = RemoveAll(doomed);
+    if (!status.ok()) {
+      // The snapshot is gone from containerd's point of view; the next start retries.
+      log::Warn("removing snapshot dir failed", {{"dir", doomed}, {"error", status.ToString()}});
+    }
   }
+  std::shared_ptr<RemoveObserver> observer;
+  {
+    absl::MutexLock lock(&observer_mu_);
+    observer = remove_observer_;
+  }
+  if (observer != nullptr) (*observer)(key, labels);
   return absl::OkStatus();
 }
 

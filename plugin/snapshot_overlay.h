@@ -99,6 +99,13 @@ class OverlaySnapshotter {
   // Deletes a staging dir that will not be committed.
   absl::Status DiscardStaging(const StagingDir& staging);
 
+  // Called after each successful Remove with the removed snapshot's key and labels (e.g. so
+  // the lazy provider can drop the FUSE layer behind it). Runs on the removing thread,
+  // outside the snapshotter's lock; it must not call Remove. Replaces the previous observer;
+  // nullptr clears it.
+  using RemoveObserver = std::function<void(const std::string& key, const Labels& labels)>;
+  void SetRemoveObserver(RemoveObserver observer);
+
   const std::string& root() const { return root_; }
 
  private:
@@ -123,6 +130,8 @@ class OverlaySnapshotter {
   const Options options_;
   absl::Mutex mu_;
   std::unique_ptr<MetadataStore> store_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex observer_mu_;
+  std::shared_ptr<RemoveObserver> remove_observer_ ABSL_GUARDED_BY(observer_mu_);
 };
 
 }  // namespace slipstream::plugin

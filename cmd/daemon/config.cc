@@ -108,6 +108,7 @@ const std::map<std::string, Setter>& Setters() {
          c.engine.use_soci_index = *v;
          return absl::OkStatus();
        }},
+      {"lazy.mount_dir", String(&DaemonConfig::lazy_mount_dir)},
       {"cache.size", Bytes([](DaemonConfig& c) -> int64_t& { return c.cache_size; })},
       {"registry.hosts_dir", String(&DaemonConfig::hosts_dir)},
       {"registry.docker_config", String(&DaemonConfig::docker_config)},

@@ -40,6 +40,8 @@ struct EngineConfig {
 //   unpack_workers = 0
 //   on_failure = "fail"                # fail | fallback
 //   use_soci_index = false
+//   [lazy]
+//   mount_dir = ""                     # "" = <root>/fuse (lazy mode's FUSE mountpoint)
 //   [cache]
 //   size = "10GiB"
 //   [registry]
@@ -51,6 +53,8 @@ struct DaemonConfig {
   log::Level log_level = log::Level::kInfo;
   std::string default_mode = "parallel";
   EngineConfig engine;
+  // Where lazy mode mounts its FUSE filesystem; "" = <root>/fuse.
+  std::string lazy_mount_dir;
   int64_t cache_size = int64_t{10} << 30;
   std::string hosts_dir = "/etc/containerd/certs.d";
   std::string docker_config;

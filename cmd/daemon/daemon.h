@@ -8,16 +8,25 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cmd/daemon/config.h"
+#include "fuse/fuse_server.h"
+#include "fuse/layer_fs.h"
+#include "plugin/lazy_pull_provider.h"
+#include "plugin/mode_router.h"
+#include "plugin/remote_pull_provider.h"
 #include "plugin/service_snapshots.h"
 #include "plugin/snapshot_overlay.h"
 #include "plugin/snapshot_remote.h"
+#include "remote/chunk_cache.h"
 
 namespace slipstream::daemon {
 
 // A running slipstreamd: the snapshotter on `config.root` served over gRPC on the unix socket
-// `config.address`. Owns the snapshotter, the remote-layer provider (the parallel pull engine
-// behind CRI-labelled Prepares, or none with default_mode = "containerd"), the service and
-// the gRPC server; destroying it shuts everything down.
+// `config.address`. Owns the snapshotter, the remote-layer providers behind CRI-labelled
+// Prepares (the parallel pull engine; with default_mode = "lazy" also the lazy provider, its
+// LayerFs and the FUSE server mounted at <root>/fuse or lazy.mount_dir; none with
+// default_mode = "containerd"), lazy mode's chunk cache of layer bytes (<root>/cache, bounded by
+// cache.size), the mode router choosing between them, the service and the
+// gRPC server; destroying it shuts everything down.
 // Start/Shutdown from one thread; the served RPCs run on gRPC's threads.
 class Daemon {
  public:
@@ -29,18 +38,32 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   // Stops accepting calls, lets in-flight calls finish (bounded by a few seconds), removes the
-  // socket. Idempotent.
+  // socket, then unmounts the lazy FUSE filesystem. Idempotent.
   void Shutdown();
 
   plugin::OverlaySnapshotter& snapshotter() { return *snapshotter_; }
   const DaemonConfig& config() const { return config_; }
+  // Lazy mode's filesystem; null in other modes.
+  fuse::LayerFs* layer_fs() { return layer_fs_.get(); }
 
  private:
   explicit Daemon(DaemonConfig config) : config_(std::move(config)) {}
 
   DaemonConfig config_;
+  // Lazy mode: mounts the LayerFs (detaching a stale mount first), creates the lazy provider
+  // and restores the layers of existing lazy snapshots.
+  absl::Status StartLazy();
+
+  // Destroyed in reverse order: the server before the providers, they before the FUSE server
+  // and the LayerFs, all of them before the client and the snapshotter.
   std::unique_ptr<plugin::OverlaySnapshotter> snapshotter_;
-  std::unique_ptr<plugin::RemoteLayerProvider> remote_;
+  std::unique_ptr<remote::RegistryClient> client_;
+  std::unique_ptr<remote::ChunkCache> chunk_cache_;  // lazy mode: <root>/cache, cache.size
+  std::unique_ptr<fuse::LayerFs> layer_fs_;
+  std::unique_ptr<fuse::FuseServer> fuse_server_;
+  std::unique_ptr<plugin::RemotePullProvider> parallel_;
+  std::unique_ptr<plugin::LazyPullProvider> lazy_;
+  std::unique_ptr<plugin::ModeRouter> remote_;
   std::unique_ptr<plugin::SnapshotsService> service_;
   std::unique_ptr<grpc::Server> server_;
 };

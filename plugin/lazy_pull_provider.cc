@@ -1,0 +1,507 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugin/lazy_pull_provider.h"
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/fd.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "index/ztoc_format.h"
+#include "plugin/pull_engine.h"
+#include "plugin/pull_source.h"
+#include "plugin/remote_pull_provider.h"
+#include "plugin/snapshot_filter.h"
+#include "remote/cached_blob_reader.h"
+#include "remote/http_blob_reader.h"
+
+namespace slipstream::plugin {
+namespace {
+
+// Resolution, zTOC fetches and small-layer pulls; two keep one slow image from holding up
+// every other Prepare.
+constexpr int kWorkers = 2;
+// Layer ids tried after the preferred one before AddLayer's AlreadyExists is final.
+constexpr int kIdProbes = 64;
+
+const std::string* FindLabel(const Labels& labels, const char* key) {
+  auto it = labels.find(key);
+  return it == labels.end() ? nullptr : &it->second;
+}
+
+// A stable id for `chain`: its first 32 bits, never 0.
+uint32_t PreferredLayerId(const Digest& chain) {
+  uint32_t id = 0;
+  const std::string hex(chain.hex().substr(0, 8));
+  for (char c : hex) id = id * 16 + static_cast<uint32_t>(std::isdigit(c) ? c - '0' : c - 'a' + 10);
+  return id == 0 ? 1 : id;
+}
+
+std::string BlobLabel(const remote::Descriptor& blob) {
+  return absl::StrCat(blob.digest.str(), ":", blob.size, ":", blob.media_type);
+}
+
+absl::StatusOr<remote::Descriptor> ParseBlobLabel(const std::string& value) {
+  std::vector<std::string> parts = absl::StrSplit(value, absl::MaxSplits(':', 3));
+  int64_t size = 0;
+  if (parts.size() != 4 || !absl::SimpleAtoi(parts[2], &size) || size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("bad ", kLazyBlobLabel, " \"", value, "\""));
+  }
+  remote::Descriptor blob;
+  SS_ASSIGN_OR_RETURN(blob.digest, Digest::Parse(absl::StrCat(parts[0], ":", parts[1])));
+  blob.size = size;
+  blob.media_type = parts[3];
+  return blob;
+}
+
+}  // namespace
+
+std::string LazyLayerName(const std::string& chain) {
+  std::string name = chain;
+  if (name.rfind("sha256:", 0) == 0) return name.substr(7);
+  for (char& c : name) {
+    if (c == ':' || c == '/') c = '-';
+  }
+  return name;
+}
+
+LazyPullProvider::LazyPullProvider(OverlaySnapshotter* snapshotter,
+                                   remote::RegistryClient* client, fuse::LayerFs* fs,
+                                   RemoteLayerProvider* parallel, LazyPullOptions options)
+    : snapshotter_(snapshotter),
+      client_(client),
+      fs_(fs),
+      parallel_(parallel),
+      options_(std::move(options)) {
+  snapshotter_->SetRemoveObserver(
+      [this](const std::string& key, const Labels& labels) { OnSnapshotRemoved(key, labels); });
+  for (int i = 0; i < kWorkers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < options_.background_threads; ++i) {
+    background_threads_.emplace_back([this] { BackgroundLoop(); });
+  }
+}
+
+LazyPullProvider::~LazyPullProvider() {
+  Shutdown();
+  {
+    absl::MutexLock lock(&mu_);
+    exiting_ = true;
+  }
+  for (std::thread& t : workers_) t.join();
+  for (std::thread& t : background_threads_) t.join();
+  snapshotter_->SetRemoveObserver(nullptr);
+}
+
+std::string LazyPullProvider::ZtocPath(const Digest& ztoc) const {
+  return absl::StrCat(snapshotter_->root(), "/lazy/ztocs/", ztoc.str());
+}
+
+void LazyPullProvider::Prepare(const RemotePrepareRequest& request, Done done) {
+  if (FindLabel(request.labels, kSnapshotRefLabel) == nullptr ||
+      FindLabel(request.labels, kCriImageRefLabel) == nullptr ||
+      FindLabel(request.labels, kCriManifestDigestLabel) == nullptr) {
+    std::move(done)(RemoteOutcome::kNotHandled);
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(Waiter{request, std::move(done)});
+      return;
+    }
+  }
+  std::move(done)(absl::UnavailableError("slipstreamd is shutting down"));
+}
+
+void LazyPullProvider::Shutdown() {
+  std::deque<Waiter> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    waiting.swap(queue_);
+    background_.clear();
+  }
+  for (Waiter& w : waiting) std::move(w.done)(absl::UnavailableError("slipstreamd is shutting down"));
+}
+
+void LazyPullProvider::WorkerLoop() {
+  for (;;) {
+    std::optional<Waiter> waiter;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](LazyPullProvider* p) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return p->exiting_ || !p->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // exiting and drained
+      waiter.emplace(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    Handle(*std::move(waiter));
+  }
+}
+
+void LazyPullProvider::LockLayer(const std::string& ref) {
+  absl::MutexLock lock(&mu_);
+  auto free = [this, &ref]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return busy_layers_.count(ref) == 0;
+  };
+  mu_.Await(absl::Condition(&free));
+  busy_layers_.insert(ref);
+}
+
+void LazyPullProvider::UnlockLayer(const std::string& ref) {
+  absl::MutexLock lock(&mu_);
+  busy_layers_.erase(ref);
+}
+
+bool LazyPullProvider::IsCommitted(const std::string& name) {
+  absl::StatusOr<SnapshotInfo> info = snapshotter_->Stat(name);
+  return info.ok() && info->kind == SnapshotKind::kCommitted;
+}
+
+void LazyPullProvider::Handle(Waiter waiter) {
+  const RemotePrepareRequest& request = waiter.request;
+  const std::string ref = request.labels.at(kSnapshotRefLabel);
+  const std::string image_ref = request.labels.at(kCriImageRefLabel);
+  // Two Prepares of one chainID (two images sharing a layer) are handled one after the other:
+  // the second finds it committed.
+  LockLayer(ref);
+  absl::Cleanup unlock = [this, &ref] { UnlockLayer(ref); };
+  if (IsCommitted(ref)) {
+    std::move(waiter.done)(RemoteOutcome::kCommitted);
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<const ResolvedImage>> image = ImageFor(request.labels);
+  if (!image.ok()) {
+    std::move(waiter.done)(Annotate(image.status(), absl::StrCat("lazy pull ", image_ref)));
+    return;
+  }
+  if (!(*image)->soci.has_value()) {
+    std::move(unlock).Invoke();
+    if (parallel_ == nullptr) {
+      std::move(waiter.done)(RemoteOutcome::kNotHandled);
+    } else {
+      parallel_->Prepare(request, std::move(waiter.done));
+    }
+    return;
+  }
+  const ResolvedImage& img = **image;
+  size_t layer = img.chains.size();
+  for (size_t i = 0; i < img.chains.size(); ++i) {
+    if (img.chains[i].str() == ref) layer = i;
+  }
+  if (layer == img.chains.size()) {
+    log::Info("lazy pull: layer not in image, containerd applies it",
+              {{"image", image_ref}, {"chain_id", ref}});
+    std::move(waiter.done)(RemoteOutcome::kNotHandled);
+    return;
+  }
+  const remote::Descriptor* ztoc = img.soci->ZtocFor(img.blobs[layer].digest);
+  absl::Status status = ztoc != nullptr ? AddLazyLayer(img, layer, *ztoc, request)
+                                        : PullLocalLayer(img, layer, request);
+  if (status.ok() || IsCommitted(ref)) {
+    std::move(waiter.done)(RemoteOutcome::kCommitted);
+    return;
+  }
+  log::Warn("lazy pull failed", {{"image", image_ref}, {"error", status.ToString()}});
+  std::move(waiter.done)(Annotate(
+      status, absl::StrCat("lazy pull ", image_ref, " layer ", img.blobs[layer].digest.str())));
+}
+
+absl::StatusOr<std::shared_ptr<const LazyPullProvider::ResolvedImage>> LazyPullProvider::ImageFor(
+    const Labels& labels) {
+  const std::string& key = labels.at(kCriManifestDigestLabel);
+  std::shared_ptr<ImageEntry> entry;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<ImageEntry>& slot = images_[key];
+    if (slot == nullptr) slot = std::make_shared<ImageEntry>();
+    entry = slot;
+  }
+  // Held while resolving: other Prepares of the image wait for the first one's answer.
+  absl::MutexLock entry_lock(&entry->mu);
+  if (entry->resolved) return entry->image;
+  absl::StatusOr<ResolvedImage> resolved = ResolveImage(labels.at(kCriImageRefLabel), key);
+  if (!resolved.ok()) {
+    // Not remembered: the next Prepare of this image tries again.
+    absl::MutexLock lock(&mu_);
+    auto it = images_.find(key);
+    if (it != images_.end() && it->second == entry) images_.erase(it);
+    return resolved.status();
+  }
+  entry->image = std::make_shared<const ResolvedImage>(*std::move(resolved));
+  entry->resolved = true;
+  return entry->image;
+}
+
+absl::StatusOr<LazyPullProvider::ResolvedImage> LazyPullProvider::ResolveImage(
+    const std::string& image_ref, const std::string& manifest) {
+  absl::StatusOr<remote::Reference> parsed = remote::Reference::Parse(image_ref);
+  if (!parsed.ok()) return Annotate(parsed.status(), "cri.image-ref label");
+  absl::StatusOr<Digest> digest = Digest::Parse(manifest);
+  if (!digest.ok()) return Annotate(digest.status(), "cri.manifest-digest label");
+  ResolvedImage out;
+  // Pinned to the digest containerd resolved, so a moved tag cannot mix images.
+  out.pinned = parsed->WithDigest(digest->str());
+  absl::StatusOr<remote::RegistryClient::ResolvedImage> img =
+      client_->ResolveImage(out.pinned, options_.platform);
+  if (!img.ok()) return Annotate(img.status(), absl::StrCat("resolve ", out.pinned.String()));
+  out.blobs = img->manifest.layers;
+  out.diff_ids = img->config.diff_ids;
+  if (out.diff_ids.size() != out.blobs.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("image ", out.pinned.String(), ": config lists ",
+                                                   out.diff_ids.size(), " diff_ids for ",
+                                                   out.blobs.size(), " layers"));
+  }
+  out.chains = ChainIds(out.diff_ids);
+  absl::StatusOr<index::DiscoveredIndex> soci =
+      index::DiscoverSociIndex(*client_, out.pinned, options_.platform);
+  if (soci.ok()) {
+    log::Info("lazy pull: SOCI index found", {{"image", out.pinned.String()},
+                                              {"index", soci->digest.str()},
+                                              {"source", soci->source},
+                                              {"ztocs", soci->Ztocs().size()}});
+    out.soci = *std::move(soci);
+  } else if (absl::IsNotFound(soci.status())) {
+    log::Info("lazy pull: no SOCI index, pulling in parallel", {{"image", out.pinned.String()}});
+  } else {
+    log::Warn("lazy pull: SOCI index lookup failed, pulling in parallel",
+              {{"image", out.pinned.String()}, {"error", soci.status().ToString()}});
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const index::Ztoc>> LazyPullProvider::LoadZtoc(
+    const remote::Reference& repo, const remote::Descriptor& desc) {
+  const std::string path = ZtocPath(desc.digest);
+  absl::StatusOr<std::string> bytes = ReadFileToString(path);
+  if (bytes.ok()) {
+    absl::StatusOr<index::Ztoc> parsed = index::ParseZtoc(*bytes);
+    if (parsed.ok()) return std::make_shared<const index::Ztoc>(*std::move(parsed));
+    log::Warn("stored zTOC unreadable, fetching it again",
+              {{"path", path}, {"error", parsed.status().ToString()}});
+  }
+  absl::StatusOr<index::Ztoc> fetched = index::FetchZtoc(*client_, repo, desc);
+  if (!fetched.ok()) {
+    return Annotate(fetched.status(), absl::StrCat("fetch zTOC ", desc.digest.str()));
+  }
+  index::Ztoc ztoc = *std::move(fetched);
+  SS_ASSIGN_OR_RETURN(std::string serialized, index::SerializeZtoc(ztoc));
+  SS_RETURN_IF_ERROR(MakeDirs(absl::StrCat(snapshotter_->root(), "/lazy/ztocs")));
+  SS_RETURN_IF_ERROR(WriteFileAtomic(path, serialized));
+  return std::make_shared<const index::Ztoc>(std::move(ztoc));
+}
+
+absl::StatusOr<uint32_t> LazyPullProvider::AddToFs(const std::string& name, uint32_t preferred,
+                                                   bool exact,
+                                                   std::shared_ptr<const index::Ztoc> ztoc,
+                                                   const remote::Reference& repo,
+                                                   const remote::Descriptor& blob) {
+  if (fs_->Status(name).ok()) {
+    return absl::AlreadyExistsError(absl::StrCat("FUSE layer ", name, " already exists"));
+  }
+  uint32_t id = preferred == 0 ? 1 : preferred;
+  absl::Status status;
+  for (int probe = 0; probe < (exact ? 1 : kIdProbes); ++probe) {
+    std::unique_ptr<remote::BlobReader> reader =
+        std::make_unique<remote::HttpBlobReader>(client_, repo, blob);
+    if (options_.chunk_cache != nullptr) {
+      reader = std::make_unique<remote::CachedBlobReader>(std::move(reader), options_.chunk_cache);
+    }
+    status = fs_->AddLayer(name, id, ztoc, std::move(reader));
+    if (status.ok()) return id;
+    if (!absl::IsAlreadyExists(status)) break;
+    id = id == UINT32_MAX ? 1 : id + 1;
+  }
+  return Annotate(status, absl::StrCat("add FUSE layer ", name));
+}
+
+absl::Status LazyPullProvider::AddLazyLayer(const ResolvedImage& image, size_t layer,
+                                            const remote::Descriptor& ztoc_desc,
+                                            const RemotePrepareRequest& request) {
+  const std::string& ref = request.labels.at(kSnapshotRefLabel);
+  const std::string name = LazyLayerName(ref);
+  SS_ASSIGN_OR_RETURN(std::shared_ptr<const index::Ztoc> ztoc, LoadZtoc(image.pinned, ztoc_desc));
+  SS_ASSIGN_OR_RETURN(StagingDir staging, snapshotter_->CreateStaging());
+  bool committed = false;
+  bool added = false;
+  absl::Cleanup undo = [&] {
+    if (committed) return;
+    if (added) (void)fs_->RemoveLayer(name);
+    (void)snapshotter_->DiscardStaging(staging);
+  };
+  // The content is the FUSE layer: overlayfs lowerdirs and bind mounts follow the symlink.
+  const std::string target = absl::StrCat(options_.mount_dir, "/", name);
+  if (::rmdir(staging.fs.c_str()) != 0) return LastErrnoStatus(absl::StrCat("rmdir ", staging.fs));
+  if (::symlink(target.c_str(), staging.fs.c_str()) != 0) {
+    return LastErrnoStatus(absl::StrCat("symlink ", staging.fs, " -> ", target));
+  }
+  SS_ASSIGN_OR_RETURN(uint32_t id, AddToFs(name, PreferredLayerId(image.chains[layer]), false,
+                                           ztoc, image.pinned, image.blobs[layer]));
+  added = true;
+  Labels labels = request.labels;
+  labels[kModeLabel] = "lazy";
+  labels[kLazyLayerIdLabel] = absl::StrCat(id);
+  labels[kLazyBlobLabel] = BlobLabel(image.blobs[layer]);
+  labels[kLazyZtocLabel] = ztoc_desc.digest.str();
+  labels[kLazyImageLabel] = image.pinned.String();
+  SS_RETURN_IF_ERROR(snapshotter_->CommitStaged(staging, ref, request.parent, labels));
+  committed = true;
+  log::Info("lazy layer mounted", {{"chain_id", ref},
+                                   {"layer_id", static_cast<int64_t>(id)},
+                                   {"blob", image.blobs[layer].digest.str()},
+                                   {"spans", ztoc->SpanCount()}});
+  QueueBackground(name);
+  return absl::OkStatus();
+}
+
+absl::Status LazyPullProvider::PullLocalLayer(const ResolvedImage& image, size_t layer,
+                                              const RemotePrepareRequest& request) {
+  SS_ASSIGN_OR_RETURN(StagingDir staging, snapshotter_->CreateStaging());
+  bool committed = false;
+  absl::Cleanup undo = [&] {
+    if (!committed) (void)snapshotter_->DiscardStaging(staging);
+  };
+  // The engine creates the layer's directory itself and insists it does not exist yet.
+  if (::rmdir(staging.fs.c_str()) != 0) return LastErrnoStatus(absl::StrCat("rmdir ", staging.fs));
+  RegistryRangeSource source(client_, image.pinned);
+  std::vector<LayerRequest> requests = {{image.blobs[layer], image.diff_ids[layer], staging.fs}};
+  SS_ASSIGN_OR_RETURN(std::unique_ptr<PullJob> job, PullEngine(&source).Start(std::move(requests)));
+  SS_RETURN_IF_ERROR(job->Wait());
+  job.reset();
+  SS_RETURN_IF_ERROR(snapshotter_->CommitStaged(staging, request.labels.at(kSnapshotRefLabel),
+                                                request.parent, request.labels));
+  committed = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> LazyPullProvider::Restore() {
+  SS_ASSIGN_OR_RETURN(SnapshotFilter filter, SnapshotFilter::Parse({absl::StrCat(
+                                                 "labels.\"", kModeLabel, "\"==lazy")}));
+  SS_ASSIGN_OR_RETURN(std::vector<SnapshotInfo> snapshots, snapshotter_->List(filter));
+  int restored = 0;
+  absl::Status first_error;
+  for (const SnapshotInfo& info : snapshots) {
+    if (info.kind != SnapshotKind::kCommitted) continue;
+    auto restore_one = [&]() -> absl::Status {
+      auto label = [&](const char* key) -> absl::StatusOr<std::string> {
+        const std::string* v = FindLabel(info.labels, key);
+        if (v == nullptr) return absl::InvalidArgumentError(absl::StrCat("no label ", key));
+        return *v;
+      };
+      SS_ASSIGN_OR_RETURN(std::string id_text, label(kLazyLayerIdLabel));
+      uint32_t id = 0;
+      if (!absl::SimpleAtoi(id_text, &id) || id == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("bad ", kLazyLayerIdLabel, " ", id_text));
+      }
+      SS_ASSIGN_OR_RETURN(std::string blob_text, label(kLazyBlobLabel));
+      SS_ASSIGN_OR_RETURN(remote::Descriptor blob, ParseBlobLabel(blob_text));
+      SS_ASSIGN_OR_RETURN(std::string ztoc_text, label(kLazyZtocLabel));
+      SS_ASSIGN_OR_RETURN(Digest ztoc_digest, Digest::Parse(ztoc_text));
+      SS_ASSIGN_OR_RETURN(std::string image_text, label(kLazyImageLabel));
+      SS_ASSIGN_OR_RETURN(remote::Reference repo, remote::Reference::Parse(image_text));
+      SS_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(ZtocPath(ztoc_digest)));
+      SS_ASSIGN_OR_RETURN(index::Ztoc ztoc, index::ParseZtoc(bytes));
+      const std::string name = LazyLayerName(info.name);
+      SS_RETURN_IF_ERROR(AddToFs(name, id, /*exact=*/true,
+                                 std::make_shared<const index::Ztoc>(std::move(ztoc)), repo, blob)
+                             .status());
+      QueueBackground(name);
+      return absl::OkStatus();
+    };
+    absl::Status status = restore_one();
+    if (status.ok()) {
+      ++restored;
+      continue;
+    }
+    log::Warn("lazy snapshot not restored", {{"snapshot", info.name}, {"error", status.ToString()}});
+    if (first_error.ok()) first_error = Annotate(status, absl::StrCat("restore ", info.name));
+  }
+  log::Info("lazy layers restored", {{"layers", restored}});
+  if (restored == 0 && !first_error.ok()) return first_error;
+  return restored;
+}
+
+void LazyPullProvider::OnSnapshotRemoved(const std::string& key, const Labels& labels) {
+  const std::string* mode = FindLabel(labels, kModeLabel);
+  if (mode == nullptr || *mode != "lazy") return;
+  absl::Status status = fs_->RemoveLayer(LazyLayerName(key));
+  if (!status.ok() && !absl::IsNotFound(status)) {
+    // Files still open through it: the layer stays served until the next restart.
+    log::Warn("FUSE layer of a removed snapshot kept", {{"snapshot", key},
+                                                        {"error", status.ToString()}});
+  }
+}
+
+void LazyPullProvider::QueueBackground(const std::string& name) {
+  if (options_.background_threads <= 0) return;
+  absl::MutexLock lock(&mu_);
+  if (!stopping_) background_.push_back(name);
+}
+
+void LazyPullProvider::BackgroundLoop() {
+  // Lowest CPU priority: container reads (FUSE threads) come first. Linux applies the nice
+  // value to this thread only.
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
+  for (;;) {
+    std::string name;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](LazyPullProvider* p) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return p->stopping_ || p->exiting_ || !p->background_.empty();
+          },
+          this));
+      if (stopping_ || exiting_) return;
+      name = std::move(background_.front());
+      background_.pop_front();
+    }
+    if (CompleteStep(name)) {
+      // Round robin: every layer advances, none waits for a big one to finish.
+      absl::MutexLock lock(&mu_);
+      if (!stopping_) background_.push_back(name);
+    }
+  }
+}
+
+bool LazyPullProvider::CompleteStep(const std::string& name) {
+  std::shared_ptr<fuse::LayerReader> reader = fs_->Reader(name);
+  if (reader == nullptr) return false;  // removed meanwhile
+  const std::vector<int64_t> spans = reader->UnfetchedSpans();
+  if (spans.empty()) {
+    log::Info("lazy layer complete", {{"layer", name}});
+    return false;
+  }
+  // The first run of adjacent missing spans, cut at background_step_bytes.
+  const index::Ztoc& ztoc = reader->ztoc();
+  const int64_t begin = ztoc.SpanUncompressedStart(spans[0]);
+  size_t last = 0;
+  while (last + 1 < spans.size() && spans[last + 1] == spans[last] + 1 &&
+         ztoc.SpanUncompressedEnd(spans[last + 1]) - begin <= options_.background_step_bytes) {
+    ++last;
+  }
+  const int64_t end = ztoc.SpanUncompressedEnd(spans[last]);
+  // Reading through the layer's reader fetches, verifies and records the spans exactly as a
+  // container read would (and shares a fetch already in flight).
+  absl::StatusOr<std::string> data = reader->Read(begin, end - begin);
+  if (!data.ok()) {
+    log::Warn("background completion stopped", {{"layer", name},
+                                                 {"error", data.status().ToString()}});
+    return false;
+  }
+  return true;
+}
+
+}  // namespace slipstream::plugin
