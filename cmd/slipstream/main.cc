@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "cmd/cli/cri_cmd.h"
+#include "cmd/cli/doctor.h"
 #include "cmd/cli/fetch.h"
 #include "cmd/cli/image.h"
 #include "cmd/cli/index_cmd.h"
@@ -67,6 +69,22 @@ int main(int argc, char** argv) {
   cli::IndexCommand index_cmd;
   index_cmd.Register(&app, &reg);
 
+  cli::CriCommand cri_cmd;
+  cri_cmd.Register(&app);
+
+  CLI::App* doctor = app.add_subcommand("doctor", "Check this node's kernel, containerd and slipstreamd setup");
+  cli::DoctorOptions dopts;
+  bool doctor_json = false;
+  doctor->add_option("--containerd-config", dopts.containerd_config, "containerd's config file")
+      ->capture_default_str();
+  doctor->add_option("--containerd-bin", dopts.containerd_bin, "containerd binary")
+      ->capture_default_str();
+  doctor->add_option("--address", dopts.address, "slipstreamd's socket")->capture_default_str();
+  doctor->add_option("--root", dopts.root, "slipstreamd's root directory")->capture_default_str();
+  doctor->add_option("--plugin-name", dopts.plugin_name, "the proxy plugin's name in containerd")
+      ->capture_default_str();
+  doctor->add_flag("--json", doctor_json, "print JSON instead of lines");
+
   CLI11_PARSE(app, argc, argv);
   log::Level level;
   if (!log::ParseLevel(log_level, &level)) {
@@ -75,7 +93,12 @@ int main(int argc, char** argv) {
   }
   log::SetLevel(level);
 
+  if (cri_cmd.parsed()) {
+    absl::StatusOr<int> exit_code = cri_cmd.Run(std::cout, std::cerr);
+    return exit_code.ok() ? *exit_code : Report(exit_code.status());
+  }
   if (serve->parsed()) return Report(cli::ServeRegistry(ready_file, std::cout));
+  if (doctor->parsed()) return Report(cli::Doctor(dopts, doctor_json, std::cout));
 
   auto platform = reg.WantedPlatform();
   if (!platform.ok()) return Report(platform.status());
