@@ -88,10 +88,10 @@ state = "$work/containerd-state"
     type = "snapshot"
     address = "$work/run/slipstream.sock"
 [plugins."io.containerd.grpc.v1.cri"]
-  disable_snapshot_annotations = false
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "slipstream"
+    disable_snapshot_annotations = false
 TOML
 containerd --config "$work/containerd.toml" 2> "$work/containerd.log" &
 pids+=($!)

@@ -68,7 +68,7 @@ else
     mkdir -p "$src/d$d"
     for f in $(seq 0 63); do
       # Half random, half repetitive: compresses about 2:1, like real binaries.
-      { head -c 524288 /dev/urandom; yes "slipstream $d $f" | head -c 524288; } >"$src/d$d/f$f"
+      { head -c 524288 /dev/urandom; head -c 524288 < <(yes "slipstream $d $f"); } >"$src/d$d/f$f"
     done
   done
   "$slip" image build --dir "$src" --compression gzip --work-dir "$work/oci" --push "$ref" >&2

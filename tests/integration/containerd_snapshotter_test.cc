@@ -122,10 +122,10 @@ class ContainerdSnapshotterTest : public ::testing::Test {
         "[proxy_plugins]\n  [proxy_plugins.slipstream]\n    type = \"snapshot\"\n",
         "    address = \"", slip_socket_, "\"\n",
         "[plugins.\"io.containerd.grpc.v1.cri\"]\n",
-        "  disable_snapshot_annotations = false\n",
         "  restrict_oom_score_adj = true\n",
         "  [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n",
-        "    snapshotter = \"slipstream\"\n");
+        "    snapshotter = \"slipstream\"\n",
+        "    disable_snapshot_annotations = false\n");
     ASSERT_TRUE(WriteFileAtomic(config, text).ok());
     auto child = ChildProcess::Start({"containerd", "--config", config, "--log-level", "debug"},
                                      tmp_->Join("containerd.log"));
