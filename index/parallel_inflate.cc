@@ -52,8 +52,10 @@ class SpanQueue {
   absl::Status first_error_ ABSL_GUARDED_BY(mu_);
 };
 
+// Fetches spans [first, last] with one read and hands each decoded span to `sink`. `buffer`
+// is the calling thread's, reused from span to span.
 absl::Status DecodeBatch(const Ztoc& z, remote::BlobReader& blob, const SpanSink& sink,
-                         int64_t first, int64_t last) {
+                         SpanCheck check, int64_t first, int64_t last, std::string* buffer) {
   int64_t base = z.SpanCompressedStart(first);
   int64_t length = z.SpanCompressedEnd(last) - base;
   SS_ASSIGN_OR_RETURN(std::string compressed, blob.ReadAt(base, length));
@@ -64,8 +66,8 @@ absl::Status DecodeBatch(const Ztoc& z, remote::BlobReader& blob, const SpanSink
   for (int64_t span = first; span <= last; ++span) {
     std::string_view bytes = std::string_view(compressed).substr(
         z.SpanCompressedStart(span) - base, z.SpanCompressedEnd(span) - z.SpanCompressedStart(span));
-    SS_ASSIGN_OR_RETURN(std::string data, DecodeSpan(z, span, bytes));
-    SS_RETURN_IF_ERROR(sink(z.SpanUncompressedStart(span), data));
+    SS_RETURN_IF_ERROR(DecodeSpanInto(z, span, bytes, buffer, check));
+    SS_RETURN_IF_ERROR(sink(z.SpanUncompressedStart(span), *buffer));
   }
   return absl::OkStatus();
 }
@@ -79,8 +81,9 @@ absl::Status InflateAllSpans(const Ztoc& ztoc, remote::BlobReader& blob, const S
   int threads = static_cast<int>(std::clamp<int64_t>(options.threads, 1, std::max<int64_t>(count, 1)));
   auto work = [&] {
     int64_t first = 0, last = 0;
+    std::string buffer;
     while (queue.Next(&first, &last)) {
-      absl::Status s = DecodeBatch(ztoc, blob, sink, first, last);
+      absl::Status s = DecodeBatch(ztoc, blob, sink, options.check, first, last, &buffer);
       if (!s.ok()) {
         queue.Fail(Annotate(s, absl::StrCat("inflate spans ", first, "-", last, " of ",
                                             blob.digest().Short())));

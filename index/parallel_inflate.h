@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "index/span_decoder.h"
 #include "index/ztoc.h"
 #include "remote/blob_reader.h"
 
@@ -21,6 +22,9 @@ struct ParallelInflateOptions {
   int threads = 4;
   // Spans fetched per ReadAt: a thread claims this many adjacent spans at a time.
   int spans_per_fetch = 1;
+  // kDigest verifies every span's sha256 against the zTOC. kSize only when the caller checks
+  // the whole blob's digest before it uses any of the output (see SpanCheck).
+  SpanCheck check = SpanCheck::kDigest;
 };
 
 // Decodes every span of a layer from `blob` on `options.threads` threads and hands each to

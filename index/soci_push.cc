@@ -2,6 +2,7 @@
 // SOCI index manifests: publishing v2 (new image manifest + image index) and v1 (referrer).
 #include <fcntl.h>
 
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -74,6 +75,19 @@ Json PlatformJson(const remote::Platform& p) {
   return j;
 }
 
+// True for an image index entry that is a v2 SOCI index serving one of `manifests`.
+bool ServesManifest(const Json& entry, std::initializer_list<Digest> manifests) {
+  if (!entry.contains("artifactType") || entry["artifactType"] != kSociIndexV2) return false;
+  if (!entry.contains("annotations") || !entry["annotations"].is_object()) return false;
+  const Json& annotations = entry["annotations"];
+  auto it = annotations.find(std::string(kAnnotationImageManifestDigest));
+  if (it == annotations.end() || !it->is_string()) return false;
+  for (const Digest& m : manifests) {
+    if (it->get<std::string>() == m.str()) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::StatusOr<ConvertedImage> PushSociIndexV2(remote::RegistryClient& client,
@@ -137,6 +151,9 @@ absl::StatusOr<ConvertedImage> PushSociIndexV2(remote::RegistryClient& client,
       for (Json& e : top["manifests"]) {
         const bool converted = e.contains("digest") && e["digest"].is_string() &&
                                e["digest"].get<std::string>() == image.manifest_digest.str();
+        // A SOCI index published earlier for this manifest (converting an already converted
+        // image again) is replaced by ours, not listed twice.
+        if (ServesManifest(e, {image.manifest_digest, out.image_manifest_digest})) continue;
         kept.push_back(converted ? entry : e);
       }
     }

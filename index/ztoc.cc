@@ -97,7 +97,8 @@ absl::Status ValidateEntries(const Ztoc& z) {
 int64_t Ztoc::SpanCount() const {
   if (compression == CompressionAlgorithm::kUncompressed) {
     if (span_size <= 0 || compressed_archive_size <= 0) return 0;
-    return (compressed_archive_size + span_size - 1) / span_size;
+    // Rounded up without size + span_size - 1, which overflows for sizes near INT64_MAX.
+    return compressed_archive_size / span_size + (compressed_archive_size % span_size != 0);
   }
   return static_cast<int64_t>(checkpoints.size());
 }

@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   # toolchain
   build-essential cmake ninja-build pkg-config git ca-certificates
+  # fuzzing (scripts/fuzz): clang 14 with libFuzzer and the sanitizer runtimes
+  clang libclang-rt-14-dev llvm
   # libraries
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev libisal-dev libabsl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler

@@ -68,8 +68,15 @@ nlohmann::json ZtocJson(const index::Ztoc& z) {
     if (!e.linkname.empty()) j["linkname"] = e.linkname;
     entries.push_back(std::move(j));
   }
+  nlohmann::json digests = nlohmann::json::array();
+  for (const Digest& d : z.span_digests) digests.push_back(d.str());
   nlohmann::json spans = nlohmann::json::array();
-  for (const Digest& d : z.span_digests) spans.push_back(d.str());
+  for (int64_t i = 0; i < z.SpanCount(); ++i) {
+    spans.push_back({{"compressed_start", z.SpanCompressedStart(i)},
+                     {"compressed_end", z.SpanCompressedEnd(i)},
+                     {"uncompressed_start", z.SpanUncompressedStart(i)},
+                     {"uncompressed_end", z.SpanUncompressedEnd(i)}});
+  }
   return {{"version", z.version},
           {"build_tool_identifier", z.build_tool_identifier},
           {"compressed_archive_size", z.compressed_archive_size},
@@ -78,7 +85,8 @@ nlohmann::json ZtocJson(const index::Ztoc& z) {
            z.compression == index::CompressionAlgorithm::kGzip ? "gzip" : "uncompressed"},
           {"span_size", z.span_size},
           {"max_span_id", z.SpanCount() - 1},
-          {"span_digests", std::move(spans)},
+          {"span_digests", std::move(digests)},
+          {"spans", std::move(spans)},
           {"files", std::move(entries)}};
 }
 
@@ -97,6 +105,13 @@ void PrintZtoc(const index::Ztoc& z, std::ostream& out) {
     out << absl::StrFormat("  %-8s %12d %12d  %s\n", e.type, e.uncompressed_offset,
                            e.uncompressed_size, e.name);
   }
+}
+
+void PrintConverted(const remote::Reference& dst, const index::ConvertedImage& done,
+                    std::ostream& out) {
+  out << "pushed " << dst.String() << "@" << done.image_index_digest.str()
+      << "\n  image manifest " << done.image_manifest_digest.str() << "\n  SOCI index     "
+      << done.index_manifest_digest.str() << "\n";
 }
 
 // The descriptor of zTOC `digest` in the index found for `image`.
@@ -133,7 +148,8 @@ absl::Status GetFile(remote::RegistryClient& client, const index::DiscoveredInde
     }
     err << "read " << path << " (" << HumanBytes(static_cast<int64_t>(data.size()))
         << ") from layer " << layer->digest.Short() << ": fetched "
-        << HumanBytes(stats.compressed_bytes_fetched) << " of " << HumanBytes(layer->size)
+        << stats.compressed_bytes_fetched << " bytes ("
+        << HumanBytes(stats.compressed_bytes_fetched) << ") of " << HumanBytes(layer->size)
         << " in " << stats.fetches << " requests, " << stats.spans_decoded
         << " spans decoded\n";
     return absl::OkStatus();
@@ -156,9 +172,11 @@ void IndexCommand::Register(CLI::App* app, RegistryFlags* registry_flags) {
   convert_->add_option("SRC", image_, "source image reference")->required();
   convert_->add_option("DST", destination_, "destination reference (with a tag)")->required();
   AddBuildFlags(convert_, &span_size_, &min_layer_size_);
-  push_ = index_->add_subcommand("push", "Build a v1 SOCI index and push it as a referrer");
-  push_->add_option("IMAGE", image_, "image reference")->required();
-  push_->add_flag("--v1", v1_, "publish a v1 index (required; use `index convert` for v2)");
+  push_ = index_->add_subcommand(
+      "push", "Build a SOCI index and publish it for IMAGE: v2 under IMAGE's own tag, or v1 "
+              "as a referrer of its manifest");
+  push_->add_option("IMAGE", image_, "image reference (with a tag for v2)")->required();
+  push_->add_flag("--v1", v1_, "publish a v1 index (referrers tag) instead of converting to v2");
   AddBuildFlags(push_, &span_size_, &min_layer_size_);
   list_ = index_->add_subcommand("list", "Show the SOCI index found for an image");
   list_->add_option("IMAGE", image_, "image reference")->required();
@@ -205,16 +223,24 @@ absl::Status IndexCommand::Run(remote::RegistryClient& client, const remote::Pla
     SS_ASSIGN_OR_RETURN(index::SociIndex built, index::BuildSociIndex(client, image, options));
     PrintZtocs(built, err);
     SS_ASSIGN_OR_RETURN(index::ConvertedImage done, index::PushSociIndexV2(client, built, dst));
-    out << "pushed " << dst.String() << "@" << done.image_index_digest.str()
-        << "\n  image manifest " << done.image_manifest_digest.str() << "\n  SOCI index     "
-        << done.index_manifest_digest.str() << "\n";
+    PrintConverted(dst, done, out);
+    return absl::OkStatus();
+  }
+  if (push_->parsed() && !v1_) {
+    // v2 in place: the image's tag moves to a new image index listing the SOCI index.
+    if (image.tag.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "index push ", image.String(),
+          ": a v2 index is published under the image's tag; give one, use --v1, or use "
+          "`index convert SRC DST`"));
+    }
+    SS_ASSIGN_OR_RETURN(index::SociIndex built, index::BuildSociIndex(client, image, options));
+    PrintZtocs(built, err);
+    SS_ASSIGN_OR_RETURN(index::ConvertedImage done, index::PushSociIndexV2(client, built, image));
+    PrintConverted(image, done, out);
     return absl::OkStatus();
   }
   if (push_->parsed()) {
-    if (!v1_) {
-      return absl::InvalidArgumentError(
-          "index push publishes v1 indexes: pass --v1, or use `index convert SRC DST` for v2");
-    }
     options.version = index::SociVersion::kV1;
     SS_ASSIGN_OR_RETURN(index::SociIndex built, index::BuildSociIndex(client, image, options));
     PrintZtocs(built, err);

@@ -16,11 +16,14 @@ namespace slipstream::cli {
 // `slipstream index …` and `slipstream ztoc …`: build, publish and inspect SOCI indexes.
 //   index create IMAGE [--span-size N] [--min-layer-size N]   build and print the zTOCs
 //   index convert SRC DST [...]                                publish v2 under DST's tag
+//   index push IMAGE [...]                                     publish v2 under IMAGE's tag
 //   index push IMAGE --v1 [...]                                publish v1 (referrers tag)
 //   index list IMAGE                                           the index found for IMAGE
 //   index info DIGEST --image IMAGE                            print an index manifest
-//   ztoc info DIGEST --image IMAGE [--json]                    print a zTOC
+//   ztoc info DIGEST --image IMAGE [--json]                    print a zTOC (JSON: entries,
+//                                                              span ranges and digests)
 //   ztoc get-file IMAGE PATH [-o FILE]                         read a file through the zTOCs
+// Every subcommand also takes the registry flags (--platform, --hosts-dir, --docker-config).
 // Owns its flag values; not thread-safe.
 class IndexCommand {
  public:
