@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/daemon/daemon.h"
 
+#include "cmd/daemon/status_service.h"
+
 #include <signal.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -91,7 +93,12 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
   d->remote_ = std::make_unique<plugin::ModeRouter>(
       mode, plugin::ModeRouter::Providers{.parallel = d->parallel_.get(), .lazy = d->lazy_.get()});
   d->service_ = std::make_unique<plugin::SnapshotsService>(d->snapshotter_.get(), d->remote_.get());
-  auto server = plugin::StartUnixServer(config.address, {d->service_.get()});
+  Daemon* raw = d.get();
+  d->status_ = std::make_unique<StatusService>([raw] {
+    return BuildStatus(raw->config_.default_mode, raw->parallel_.get(), raw->layer_fs_.get(),
+                       raw->fuse_server_ != nullptr ? raw->fuse_server_->mountpoint() : "");
+  });
+  auto server = plugin::StartUnixServer(config.address, {d->service_.get(), d->status_.get()});
   if (!server.ok()) return Annotate(server.status(), "start grpc server");
   d->server_ = std::move(*server);
   log::Info("slipstreamd serving", {{"address", config.address},

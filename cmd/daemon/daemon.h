@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cmd/daemon/config.h"
+#include "cmd/daemon/status_service.h"
 #include "fuse/fuse_server.h"
 #include "fuse/layer_fs.h"
 #include "plugin/lazy_pull_provider.h"
@@ -65,6 +66,7 @@ class Daemon {
   std::unique_ptr<plugin::LazyPullProvider> lazy_;
   std::unique_ptr<plugin::ModeRouter> remote_;
   std::unique_ptr<plugin::SnapshotsService> service_;
+  std::unique_ptr<StatusService> status_;  // slipstream.v1.Status (`slipstream status`)
   std::unique_ptr<grpc::Server> server_;
 };
 

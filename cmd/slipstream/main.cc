@@ -14,6 +14,7 @@
 #include "cmd/cli/pull.h"
 #include "cmd/cli/registry_flags.h"
 #include "cmd/cli/registry_serve.h"
+#include "cmd/cli/status.h"
 #include "common/log.h"
 
 namespace {
@@ -85,6 +86,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   doctor->add_flag("--json", doctor_json, "print JSON instead of lines");
 
+  CLI::App* status = app.add_subcommand("status", "Show slipstreamd's mode and lazy layers' progress");
+  std::string status_address = "/run/slipstream/slipstream.sock";
+  bool status_json = false;
+  status->add_option("--address", status_address, "slipstreamd's socket")->capture_default_str();
+  status->add_flag("--json", status_json, "print JSON instead of a table");
+
   CLI11_PARSE(app, argc, argv);
   log::Level level;
   if (!log::ParseLevel(log_level, &level)) {
@@ -98,6 +105,7 @@ int main(int argc, char** argv) {
     return exit_code.ok() ? *exit_code : Report(exit_code.status());
   }
   if (serve->parsed()) return Report(cli::ServeRegistry(ready_file, std::cout));
+  if (status->parsed()) return Report(cli::Status(status_address, status_json, std::cout));
   if (doctor->parsed()) return Report(cli::Doctor(dopts, doctor_json, std::cout));
 
   auto platform = reg.WantedPlatform();

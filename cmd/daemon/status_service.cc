@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cmd/daemon/status_service.h"
+
+namespace slipstream::daemon {
+
+slipstream::v1::GetStatusResponse BuildStatus(const std::string& default_mode,
+                                              const plugin::RemotePullProvider* parallel,
+                                              const fuse::LayerFs* layer_fs,
+                                              const std::string& fuse_mount) {
+  slipstream::v1::GetStatusResponse r;
+  r.set_default_mode(default_mode);
+  if (parallel != nullptr) r.set_parallel_pulls_started(parallel->jobs_started());
+  if (layer_fs != nullptr) {
+    r.set_fuse_mount(fuse_mount);
+    for (const fuse::LayerStatus& s : layer_fs->AllStatus()) {
+      slipstream::v1::LazyLayer* l = r.add_lazy_layers();
+      l->set_name(s.name);
+      l->set_layer_id(s.layer_id);
+      l->set_blob(s.blob.str());
+      l->set_spans_total(s.progress.spans_total);
+      l->set_spans_fetched(s.progress.spans_fetched);
+      l->set_compressed_bytes_total(s.progress.compressed_bytes_total);
+      l->set_compressed_bytes_fetched(s.progress.compressed_bytes_fetched);
+      l->set_cache_hits(s.counters.cache_hits);
+      l->set_read_errors(s.counters.read_errors);
+      l->set_open_files(s.open_files);
+    }
+  }
+  return r;
+}
+
+grpc::ServerUnaryReactor* StatusService::Get(grpc::CallbackServerContext* context,
+                                             const slipstream::v1::GetStatusRequest*,
+                                             slipstream::v1::GetStatusResponse* response) {
+  *response = snapshot_();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace slipstream::daemon
