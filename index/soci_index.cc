@@ -30,8 +30,9 @@ remote::Descriptor EmptyConfig(SociVersion version) {
 // by one, the whole stream can. Single-threaded use only, like BuildZtoc.
 class VerifyingBlobReader : public remote::BlobReader {
  public:
-  explicit VerifyingBlobReader(std::unique_ptr<remote::BlobReader> inner)
-      : inner_(std::move(inner)) {}
+  VerifyingBlobReader(std::unique_ptr<remote::BlobReader> inner,
+                      std::function<void(int64_t bytes_read)> on_progress)
+      : inner_(std::move(inner)), on_progress_(std::move(on_progress)) {}
   const Digest& digest() const override { return inner_->digest(); }
   int64_t size() const override { return inner_->size(); }
   absl::StatusOr<std::string> ReadAt(int64_t offset, int64_t length) override {
@@ -39,6 +40,7 @@ class VerifyingBlobReader : public remote::BlobReader {
     if (got.ok() && offset == hashed_) {
       hasher_.Update(*got);
       hashed_ += static_cast<int64_t>(got->size());
+      if (on_progress_) on_progress_(hashed_);
     }
     return got;
   }
@@ -58,6 +60,7 @@ class VerifyingBlobReader : public remote::BlobReader {
 
  private:
   std::unique_ptr<remote::BlobReader> inner_;
+  std::function<void(int64_t bytes_read)> on_progress_;
   Sha256Hasher hasher_;
   int64_t hashed_ = 0;
 };
@@ -81,7 +84,11 @@ absl::StatusOr<std::optional<BuiltZtoc>> BuildLayerZtoc(remote::RegistryClient& 
   zopts.build_tool_identifier = options.build_tool_identifier;
   zopts.compression = compression == remote::Compression::kGzip ? LayerCompression::kGzip
                                                                : LayerCompression::kUncompressed;
-  VerifyingBlobReader blob(client.OpenBlob(repo, layer));
+  std::function<void(int64_t)> progress;
+  if (options.on_progress) {
+    progress = [&options, &layer](int64_t n) { options.on_progress(layer, n); };
+  }
+  VerifyingBlobReader blob(client.OpenBlob(repo, layer), std::move(progress));
   SS_ASSIGN_OR_RETURN(std::optional<Ztoc> ztoc, BuildZtoc(blob, zopts));
   if (!ztoc.has_value()) return std::nullopt;
   SS_RETURN_IF_ERROR(blob.Verify());

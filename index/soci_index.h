@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,6 +54,9 @@ struct SociIndexOptions {
   SociVersion version = SociVersion::kV2;
   std::string build_tool_identifier = "slipstream";
   remote::Platform platform;  // empty os = this host's platform
+  // Called on the building thread as each layer streams through the zTOC builder: the layer
+  // and how many of its bytes were read so far (for progress bars). Optional.
+  std::function<void(const remote::Descriptor& layer, int64_t bytes_read)> on_progress;
 };
 
 // One zTOC of a SOCI index: its serialized bytes, its descriptor in the index manifest and

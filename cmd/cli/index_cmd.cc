@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/cli/index_cmd.h"
 
+#include <unistd.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -212,6 +214,22 @@ absl::Status IndexCommand::Run(remote::RegistryClient& client, const remote::Pla
   options.span_size = span_size_;
   options.min_layer_size = min_layer_size_;
   options.platform = platform;
+  if (::isatty(STDERR_FILENO) != 0) {
+    // One bar per layer, redrawn in place whenever its percentage moves; a newline once the
+    // layer has streamed through completely.
+    auto last = std::make_shared<std::pair<std::string, int>>();
+    options.on_progress = [&err, last](const remote::Descriptor& layer, int64_t read) {
+      const int pct = layer.size > 0 ? static_cast<int>(100 * read / layer.size) : 100;
+      if (last->first == layer.digest.str() && last->second == pct) return;
+      *last = {layer.digest.str(), pct};
+      const int filled = pct * 30 / 100;
+      err << absl::StrFormat("\r\x1b[2Kindexing %s [%s%s] %3d%% of %.1f MiB",
+                             layer.digest.Short(), std::string(filled, '#'),
+                             std::string(30 - filled, '.'), pct, layer.size / 1048576.0);
+      if (read >= layer.size) err << "\n";
+      err << std::flush;
+    };
+  }
 
   if (create_->parsed()) {
     SS_ASSIGN_OR_RETURN(index::SociIndex built, index::BuildSociIndex(client, image, options));

@@ -5,6 +5,7 @@
 // a file through the zTOC with a small fraction of the layer fetched.
 #include "index/soci_index.h"
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -141,9 +142,17 @@ class SociIndexTest : public ::testing::Test {
 
 TEST_F(SociIndexTest, BuildsZtocsOnlyForLargeLayers) {
   remote::Reference src = PushSource("soci/build:v1");
-  auto index = BuildSociIndex(*client_, src, Options(SociVersion::kV2));
+  SociIndexOptions options = Options(SociVersion::kV2);
+  std::map<std::string, int64_t> progress;  // layer digest -> last bytes_read reported
+  options.on_progress = [&](const remote::Descriptor& layer, int64_t read) {
+    EXPECT_GT(read, progress[layer.digest.str()]) << "progress must grow";
+    progress[layer.digest.str()] = read;
+  };
+  auto index = BuildSociIndex(*client_, src, options);
   ASSERT_TRUE(index.ok()) << index.status();
   ASSERT_GT(image_->layers[0].descriptor.size, 10 << 20);
+  // The indexed layer streamed through once, to its last byte.
+  EXPECT_EQ(progress[image_->layers[0].descriptor.digest.str()], image_->layers[0].descriptor.size);
   ASSERT_EQ(index->ztocs.size(), 1u);
   const BuiltZtoc& z = index->ztocs[0];
   EXPECT_EQ(z.layer.digest, image_->layers[0].descriptor.digest);
