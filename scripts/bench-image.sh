@@ -83,7 +83,9 @@ fi
 # --- layer 2: files of big packages ----------------------------------------------------
 packages="${BENCH_PACKAGES:-$(default_packages)}"
 packages="$(echo $packages)"  # normalize whitespace so the stamp compares stably
-want_stamp="$(echo "$packages" | sha256sum | cut -c1-16)"
+# "merged-usr": the tree's top-level lib/bin/sbin are folded into usr/ (see below); part of
+# the stamp so trees unpacked before that was done are rebuilt.
+want_stamp="$(echo "$packages merged-usr" | sha256sum | cut -c1-16)"
 big="$cache/big"
 if [ -f "$cache/big.stamp" ] && [ "$(head -1 "$cache/big.stamp")" = "$want_stamp" ] && [ -d "$big" ]; then
   log "reusing package tree ($(tail -1 "$cache/big.stamp"))"
@@ -111,6 +113,17 @@ else
       log "unpacking $(basename "$deb")"
       dpkg -x "$deb" "$big.tmp"
     done
+  done
+  # Bookworm's rootfs is merged-usr (/lib -> usr/lib, ...). A real lib/ directory in the upper
+  # layer (the kernel package ships /lib/modules) would mask that symlink in the container's
+  # overlay and with it the dynamic loader (/lib64/ld-linux-x86-64.so.2 points into /lib), so
+  # no binary of the image could start. Fold those directories into usr/ as dpkg does.
+  for d in bin sbin lib lib32 lib64 libx32; do
+    if [ -d "$big.tmp/$d" ] && [ ! -L "$big.tmp/$d" ]; then
+      mkdir -p "$big.tmp/usr/$d"
+      cp -a "$big.tmp/$d/." "$big.tmp/usr/$d/"
+      rm -rf "$big.tmp/$d"
+    fi
   done
   mv "$big.tmp" "$big"
   { echo "$want_stamp"; date -u +%Y%m%dT%H%M%SZ; } >"$cache/big.stamp"

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Lazy-mode benchmark: what a pod waits for. For the large benchmark image, in one run against
+# one local registry (127.0.0.1, plain HTTP via hosts.toml) and the same containerd 1.6 binary,
+# the time from CRI PullImage to the first command's output (`slipstream cri pull`, then
+# `slipstream cri run IMAGE -- /bin/cat /etc/debian_version` in a host-network pod):
+#   1. slipstream, default_mode = "lazy" (the image's SOCI index is pushed first with
+#      `slipstream index push --v1`: its big layers are mounted through FUSE, not downloaded)
+#   2. slipstream, default_mode = "parallel" (every layer fetched and unpacked first)
+#   3. containerd's own pull (snapshotter = "overlayfs")
+# then, in the lazy and the parallel run, a sequential read of a file > 100 MB from the image
+# (`cat FILE > /dev/null` in a container: through the FUSE mount vs from local disk).
+# Goals (issue 6): lazy / parallel <= 0.10, lazy / overlayfs <= 0.05, lazy read throughput
+# >= 0.5 x local disk. Each run is cold (fresh roots); the registry's files are in the page
+# cache for every run. Prints a markdown table and slipstreamd's peak RSS.
+#
+# Usage: bench/lazy/run.sh      Environment: BUILD_DIR (default build), BENCH_WORK (default
+# /var/tmp), SLIPSTREAM_BENCH_CACHE (default /var/cache/slipstream-bench).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+build_dir="${BUILD_DIR:-build}"
+log() { printf '%s bench-lazy: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (containerd)"
+for tool in /usr/bin/time containerd ctr curl python3; do
+  command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup.sh installs it)"
+done
+slip="$build_dir/cmd/slipstream"
+slipd="$build_dir/cmd/slipstreamd"
+if [ ! -x "$slip" ] || [ ! -x "$slipd" ] || [ ! -x "$build_dir/bench/bench_image_push" ]; then
+  [ -f "$build_dir/CMakeCache.txt" ] ||
+    cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build_dir" --target slipstream slipstreamd bench_image_push
+fi
+
+work="$(mktemp -d "${BENCH_WORK:-/var/tmp}/slipstream-bench-lazy.XXXXXX")"
+pids=()      # background processes to stop on exit (registry, daemons under /usr/bin/time)
+cleanup() {
+  for p in "${pids[@]}"; do
+    # The daemons run under /usr/bin/time: stop the daemon (its child) first.
+    for c in $(pgrep -P "$p" 2>/dev/null); do kill -TERM "$c" 2>/dev/null || true; done
+    kill -TERM "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  for d in "$work"/run-*/containerd-root "$work"/run-*/slipstream; do
+    if [ -d "$d" ]; then umount -R "$d" 2>/dev/null || true; fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- registry ---------------------------------------------------------------------------
+"$slip" registry serve --ready-file "$work/ready" >"$work/registry.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 300); do [ -s "$work/ready" ] && break; sleep 0.1; done
+[ -s "$work/ready" ] || die "registry did not start; see $work/registry.log"
+host="$(cat "$work/ready")"
+ref="$host/bench/image:1"
+# containerd's CRI and slipstreamd both read this hosts.toml: plain HTTP to the registry.
+mkdir -p "$work/certs.d/$host"
+cat >"$work/certs.d/$host/hosts.toml" <<TOML
+server = "http://$host"
+[host."http://$host"]
+  capabilities = ["pull", "resolve"]
+TOML
+
+# --- images -------------------------------------------------------------------------------
+BUILD_DIR="$build_dir" BENCH_IMAGE_PUSH="$build_dir/bench/bench_image_push" \
+  scripts/bench-image.sh "$ref" >&2 || die "scripts/bench-image.sh failed"
+image_desc="bench-image.sh (debootstrap rootfs + Debian package files, gzip)"
+big_file=/usr/lib/x86_64-linux-gnu/libLLVM-15.so.1  # > 100 MB, in the packages layer
+# The sandbox (pause) image: busybox sleeping forever; no image comes from the internet.
+mkdir -p "$work/pause/bin"
+cp /bin/busybox "$work/pause/bin/busybox"
+ln -s busybox "$work/pause/bin/sleep"
+"$slip" image build --dir "$work/pause" --compression gzip --cmd /bin/sleep 2147483647 \
+  --work-dir "$work/pause-oci" --push "$host/bench/pause:1" >&2
+log "SOCI index for $ref"
+"$slip" index push "$ref" --v1 --hosts-dir "$work/certs.d" >&2
+manifest="$(curl -fsS -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+  "http://$host/v2/bench/image/manifests/1")"
+mapfile -t layers < <(printf '%s' "$manifest" | python3 -c \
+  'import json,sys; [print(l["digest"], l["size"]) for l in json.load(sys.stdin)["layers"]]')
+compressed=0
+for l in "${layers[@]}"; do compressed=$((compressed + ${l#* })); done
+log "image $ref: ${#layers[@]} layers, $((compressed >> 20)) MiB compressed"
+
+# Same starting point for every run: the registry's blob files in the page cache, or (with
+# BENCH_DROP_CACHES=1) nothing cached at all.
+prepare_caches() {
+  sync
+  if [ "${BENCH_DROP_CACHES:-0}" = 1 ]; then
+    echo 3 >/proc/sys/vm/drop_caches
+  else
+    for l in "${layers[@]}"; do
+      curl -fsS -o /dev/null "http://$host/v2/bench/image/blobs/${l% *}"
+    done
+  fi
+}
+wall() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b - a) / 1e9 }'; }
+rss_mib() { awk -F': ' '/Maximum resident set size/ { printf "%d", $2 / 1024 }' "$1"; }
+
+# Starts a daemon under /usr/bin/time -v (report in $1.time, output in $1.log).
+start_timed() {
+  local name="$1"; shift
+  /usr/bin/time -v -o "$name.time" "$@" >"$name.log" 2>&1 &
+  pids+=($!)
+  last_pid=$!
+}
+# Stops a daemon started by start_timed (its pid in $1) and waits for the report.
+stop_timed() {
+  local p="$1" c
+  for c in $(pgrep -P "$p" 2>/dev/null); do kill -TERM "$c" 2>/dev/null || true; done
+  wait "$p" 2>/dev/null || true
+}
+
+# run_mode NAME SNAPSHOTTER MODE: a cold containerd (+ slipstreamd in MODE for "slipstream"),
+# one CRI PullImage and the first command; sets pull_s, first_s (PullImage to output),
+# read_s (sequential read of $big_file in a container), slip_rss.
+run_mode() {
+  local name="$1" snapshotter="$2" mode="$3" dir="$work/run-$1"
+  mkdir -p "$dir/cni"
+  local slip_pid="" ctd_pid proxy=""
+  slip_rss="-"
+  if [ "$snapshotter" = slipstream ]; then
+    cat >"$dir/slipstreamd.toml" <<TOML
+default_mode = "$mode"
+[registry]
+hosts_dir = "$work/certs.d"
+TOML
+    start_timed "$dir/slipstreamd" "$slipd" --config "$dir/slipstreamd.toml" \
+      --root "$dir/slipstream" --address "$dir/slipstream.sock"
+    slip_pid=$last_pid
+    for _ in $(seq 300); do [ -S "$dir/slipstream.sock" ] && break; sleep 0.1; done
+    [ -S "$dir/slipstream.sock" ] || die "slipstreamd did not start; see $dir/slipstreamd.log"
+    proxy="[proxy_plugins.slipstream]
+  type = \"snapshot\"
+  address = \"$dir/slipstream.sock\""
+  fi
+  cat >"$dir/containerd.toml" <<TOML
+version = 2
+root = "$dir/containerd-root"
+state = "$dir/containerd-state"
+[grpc]
+  address = "$dir/containerd.sock"
+[ttrpc]
+  address = "$dir/containerd.sock.ttrpc"
+$proxy
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$host/bench/pause:1"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "$snapshotter"
+    disable_snapshot_annotations = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    conf_dir = "$dir/cni"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$work/certs.d"
+TOML
+  start_timed "$dir/containerd" containerd --config "$dir/containerd.toml"
+  ctd_pid=$last_pid
+  local ready=0
+  for _ in $(seq 300); do
+    if "$slip" cri images --endpoint "$dir/containerd.sock" >/dev/null 2>&1; then ready=1; break; fi
+    sleep 0.1
+  done
+  [ "$ready" = 1 ] || die "containerd's CRI did not start; see $dir/containerd.log"
+
+  prepare_caches
+  log "CRI PullImage + first command, snapshotter=$snapshotter${mode:+ mode=$mode}"
+  local start end
+  start="$(date +%s%N)"
+  "$slip" cri pull "$ref" --endpoint "$dir/containerd.sock" >"$dir/pull.out" 2>&1 ||
+    { cat "$dir/pull.out" >&2; die "cri pull ($name) failed"; }
+  pull_s="$(wall "$start" "$(date +%s%N)")"
+  "$slip" cri run --endpoint "$dir/containerd.sock" "$ref" -- /bin/cat /etc/debian_version \
+    >"$dir/first.out" 2>&1 || { cat "$dir/first.out" >&2; die "cri run ($name) failed"; }
+  end="$(date +%s%N)"
+  first_s="$(wall "$start" "$end")"
+  log "$name: pulled in $pull_s s, first output ($(head -1 "$dir/first.out")) after $first_s s"
+  start="$(date +%s%N)"
+  "$slip" cri run --endpoint "$dir/containerd.sock" "$ref" -- /bin/sh -c "cat $big_file >/dev/null" \
+    >"$dir/read.out" 2>&1 || { cat "$dir/read.out" >&2; die "read ($name) failed"; }
+  read_s="$(wall "$start" "$(date +%s%N)")"
+  if [ "$mode" = lazy ]; then
+    "$slip" status --address "$dir/slipstream.sock" >&2 || true
+  fi
+
+  stop_timed "$ctd_pid"
+  if [ -n "$slip_pid" ]; then
+    stop_timed "$slip_pid"
+    slip_rss="$(rss_mib "$dir/slipstreamd.time")"
+  fi
+  umount -R "$dir/containerd-root" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+big_mb=$(( $(stat -c %s "${SLIPSTREAM_BENCH_CACHE:-/var/cache/slipstream-bench}/big$big_file") >> 20 ))
+run_mode lazy slipstream lazy
+lz_pull="$pull_s"; lz_first="$first_s"; lz_read="$read_s"; lz_rss="$slip_rss"
+run_mode parallel slipstream parallel
+pa_pull="$pull_s"; pa_first="$first_s"; pa_read="$read_s"; pa_rss="$slip_rss"
+run_mode overlayfs overlayfs ""
+ov_pull="$pull_s"; ov_first="$first_s"; ov_read="$read_s"
+
+# --- report -----------------------------------------------------------------------------------
+r() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
+mbs() { awk -v s="$1" -v m="$big_mb" 'BEGIN { printf "%.0f", (s > 0 ? m / s : 0) }'; }
+echo
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -r); $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "Image: $image_desc; ${#layers[@]} layers, $((compressed >> 20)) MiB compressed; registry on 127.0.0.1"
+echo
+echo "| method | PullImage s | PullImage to first output s | read $big_mb MiB file s (MiB/s) | slipstreamd peak RSS MiB |"
+echo "|---|---:|---:|---:|---:|"
+echo "| slipstream lazy | $lz_pull | $lz_first | $lz_read ($(mbs "$lz_read")) | $lz_rss |"
+echo "| slipstream parallel | $pa_pull | $pa_first | $pa_read ($(mbs "$pa_read")) | $pa_rss |"
+echo "| containerd overlayfs | $ov_pull | $ov_first | $ov_read ($(mbs "$ov_read")) | - |"
+echo
+echo "first output: lazy / parallel = $(r "$lz_first" "$pa_first") (goal <= 0.10), lazy / overlayfs = $(r "$lz_first" "$ov_first") (goal <= 0.05)"
+echo "read (container start included in both): local / lazy time = $(r "$pa_read" "$lz_read") (goal >= 0.5)"
