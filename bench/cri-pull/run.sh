@@ -24,52 +24,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-build_dir="${BUILD_DIR:-build}"
-log() { printf '%s bench-cri-pull: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-[ "$(id -u)" = 0 ] || die "run as root (containerd)"
-for tool in /usr/bin/time containerd ctr curl python3; do
-  command -v "$tool" >/dev/null || die "$tool is missing (scripts/setup.sh installs it)"
-done
-slip="$build_dir/cmd/slipstream"
-slipd="$build_dir/cmd/slipstreamd"
-if [ ! -x "$slip" ] || [ ! -x "$slipd" ] || [ ! -x "$build_dir/bench/bench_image_push" ]; then
-  [ -f "$build_dir/CMakeCache.txt" ] ||
-    cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build_dir" --target slipstream slipstreamd bench_image_push
-fi
-
-work="$(mktemp -d "${BENCH_WORK:-/var/tmp}/slipstream-bench-cri.XXXXXX")"
-pids=()      # background processes to stop on exit (registry, daemons under /usr/bin/time)
-cleanup() {
-  for p in "${pids[@]}"; do
-    # The daemons run under /usr/bin/time: stop the daemon (its child) first.
-    for c in $(pgrep -P "$p" 2>/dev/null); do kill -TERM "$c" 2>/dev/null || true; done
-    kill -TERM "$p" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  for d in "$work"/run-*/containerd-root "$work"/run-*/slipstream; do
-    if [ -d "$d" ]; then umount -R "$d" 2>/dev/null || true; fi
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# --- registry ---------------------------------------------------------------------------
-"$slip" registry serve --ready-file "$work/ready" >"$work/registry.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 300); do [ -s "$work/ready" ] && break; sleep 0.1; done
-[ -s "$work/ready" ] || die "registry did not start; see $work/registry.log"
-host="$(cat "$work/ready")"
-ref="$host/bench/image:1"
-# containerd's CRI and slipstreamd both read this hosts.toml: plain HTTP to the registry.
-mkdir -p "$work/certs.d/$host"
-cat >"$work/certs.d/$host/hosts.toml" <<TOML
-server = "http://$host"
-[host."http://$host"]
-  capabilities = ["pull", "resolve"]
-TOML
+BENCH_NAME=bench-cri-pull
+# shellcheck source=bench/cri_env.sh
+. bench/cri_env.sh
 
 # --- image --------------------------------------------------------------------------------
 if [ "${BENCH_SYNTHETIC:-0}" != 1 ] &&
