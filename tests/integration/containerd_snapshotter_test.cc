@@ -21,22 +21,14 @@
 #include "remote/registry_client.h"
 #include "testkit/image_builder.h"
 #include "testkit/registry_fixture.h"
+#include "tests/integration/cri_env.h"
 
 namespace slipstream {
 namespace {
 
-constexpr char kBusybox[] = "/bin/busybox";  // from busybox-static: runs in an empty rootfs
-
-std::string Tail(const std::string& path) {
-  auto text = ReadFileToString(path);
-  if (!text.ok()) return "<no log>";
-  return text->size() > 4000 ? text->substr(text->size() - 4000) : *text;
-}
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
+using it::Exists;
+using it::kBusybox;
+using it::Tail;
 
 class ContainerdSnapshotterTest : public ::testing::Test {
  protected:
