@@ -167,6 +167,25 @@ class CriIntegrationTest : public ::testing::Test {
     }
   }
 
+  // Stops and starts slipstreamd, then waits until containerd's proxy connection is back:
+  // containerd redials a restarted snapshotter with gRPC backoff (a few seconds), and a call
+  // made before that fails with "connection refused" although the new daemon is serving.
+  void RestartSlipstreamd() {
+    slipstreamd_->Stop();
+    slipstreamd_.reset();
+    ASSERT_NO_FATAL_FAILURE(StartSlipstreamd());
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (true) {
+      auto r = RunSubprocess({"ctr", "-a", containerd_socket_, "-n", "k8s.io", "snapshots",
+                              "--snapshotter", "slipstream", "ls"},
+                             {.timeout = absl::Seconds(30)});
+      ASSERT_TRUE(r.ok()) << r.status();
+      if (r->exit_code == 0) return;
+      ASSERT_LT(absl::Now(), deadline) << "containerd never reconnected:\n" << r->stderr_data;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+
   void StartContainerd() {
     std::string cni_conf = tmp_->Join("cni");
     ASSERT_TRUE(MakeDirs(cni_conf).ok());

@@ -102,9 +102,7 @@ TEST_F(CriPullTest, PullRunRestartAndRemove) {
             "from layer two\n");
 
   // 4. A restarted slipstreamd serves the same snapshots to a new pod.
-  slipstreamd_->Stop();
-  slipstreamd_.reset();
-  ASSERT_NO_FATAL_FAILURE(StartSlipstreamd());
+  ASSERT_NO_FATAL_FAILURE(RestartSlipstreamd());
   run = Cli({"run", ref_}, {"/bin/echo", "again"});
   EXPECT_EQ(run.exit_code, 0) << run.stderr_data;
   EXPECT_EQ(run.stdout_data, "again\n");

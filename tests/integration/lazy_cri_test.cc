@@ -166,9 +166,7 @@ TEST_F(LazyCriTest, PullRunRestartAndRemove) {
   ExpectSha256("/big/bin/r13", random_sha256_[13]);
 
   // 3. A restarted slipstreamd serves the lazy layer again to a new pod.
-  slipstreamd_->Stop();
-  slipstreamd_.reset();
-  ASSERT_NO_FATAL_FAILURE(StartSlipstreamd());
+  ASSERT_NO_FATAL_FAILURE(RestartSlipstreamd());
   EXPECT_THAT(Tail(tmp_->Join("slipstreamd.log")),
               HasSubstr("msg=\"lazy layers restored\" layers=1"));
   ExpectSha256(absl::StrCat("/big/bin/r", kRandomFiles - 1), random_sha256_[kRandomFiles - 1]);
