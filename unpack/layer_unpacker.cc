@@ -40,6 +40,7 @@ absl::Status CheckDigest(const Digest& expected, const Digest& actual, std::stri
 // is removed, so that no descriptor into it stays open.
 struct LayerUnpacker::Pipeline {
   Sha256Hasher compressed_hash;
+  std::unique_ptr<BytePipe> hash_pipe;  // null: compressed_hash runs on the writing thread
   Sha256Hasher diff_hash;
   int64_t compressed_bytes = 0;
   int64_t uncompressed_bytes = 0;
@@ -85,6 +86,12 @@ absl::StatusOr<std::unique_ptr<LayerUnpacker>> LayerUnpacker::Create(
     return s;
   };
   if (options.untar_thread) p->pipe = std::make_unique<BytePipe>(untar);
+  if (options.hash_input && options.hash_thread) {
+    p->hash_pipe = std::make_unique<BytePipe>([raw](std::string_view compressed) {
+      raw->compressed_hash.Update(compressed);
+      return absl::OkStatus();
+    });
+  }
   p->decompressor = NewLayerDecompressor(
       compression,
       [raw, live_bytes, untar](std::string_view tar_bytes) {
@@ -132,7 +139,12 @@ absl::Status LayerUnpacker::Write(std::string_view compressed) {
     return status_.ok() ? absl::FailedPreconditionError("layer unpacker already finished")
                         : status_;
   }
-  if (hash_input_) pipeline_->compressed_hash.Update(compressed);
+  if (pipeline_->hash_pipe) {
+    absl::Status s = pipeline_->hash_pipe->Write(compressed);
+    if (!s.ok()) return Fail(s);
+  } else if (hash_input_) {
+    pipeline_->compressed_hash.Update(compressed);
+  }
   pipeline_->compressed_bytes += static_cast<int64_t>(compressed.size());
   absl::Status s = pipeline_->decompressor->Write(compressed);
   if (!s.ok()) return Fail(s);
@@ -154,6 +166,7 @@ absl::StatusOr<LayerUnpackResult> LayerUnpacker::FinishImpl() {
   Pipeline& p = *pipeline_;
   SS_RETURN_IF_ERROR(p.decompressor->Finish());
   if (p.pipe) SS_RETURN_IF_ERROR(p.pipe->Finish());
+  if (p.hash_pipe) SS_RETURN_IF_ERROR(p.hash_pipe->Finish());
   SS_RETURN_IF_ERROR(p.tar->Finish());
   SS_RETURN_IF_ERROR(p.writer->Finish());
   LayerUnpackResult r;

@@ -27,6 +27,9 @@ struct LayerUnpackOptions {
   // tar stream assembled from verified zTOC spans); the expected digest must then be empty
   // and the result's digest is empty.
   bool hash_input = true;
+  // Hash the input (the blob digest) on a thread of its own, fed through a bounded BytePipe,
+  // so the decompressing thread, usually the slowest stage, only copies the bytes.
+  bool hash_thread = true;
 };
 
 // What an unpacked layer turned out to be.

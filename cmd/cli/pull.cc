@@ -108,6 +108,7 @@ absl::Status Pull(remote::RegistryClient& client, const std::string& image,
   popts.use_soci_index = options.soci;
   popts.span_inflate_threads = options.inflate_threads;
   popts.pull.unpack.untar_thread = !options.one_thread_per_layer;
+  popts.pull.unpack.hash_thread = !options.one_thread_per_layer;
   popts.pull.tuning = {.chunk_size = options.chunk_size,
                        .requests = options.concurrency,
                        .unpackers = options.unpackers};

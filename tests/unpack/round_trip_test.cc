@@ -138,7 +138,7 @@ struct Variant {
   std::string format;       // "pax" or "gnu"
   std::string compressor;   // "none", "gzip", "pigz", "pigz-multi", "zstd", "zstd-multi"
   GzipBackend backend = GzipBackend::kIsal;
-  bool untar_thread = true;  // false: inflate and untar on the calling thread
+  bool untar_thread = true;  // false: hash, inflate and untar on the calling thread
 };
 
 class RoundTripTest : public ::testing::TestWithParam<Variant> {
@@ -214,7 +214,9 @@ TEST_P(RoundTripTest, MatchesTarExtractPlusOverlayConversion) {
 
   const std::string dest = tmp_->Join("layer-" + v.name);
   auto u = LayerUnpacker::Create(MediaType(v.compressor), Sha256Of(blob), Sha256Of(tar), dest,
-                                 {.gzip_backend = v.backend, .untar_thread = v.untar_thread});
+                                 {.gzip_backend = v.backend,
+                                  .untar_thread = v.untar_thread,
+                                  .hash_thread = v.untar_thread});
   ASSERT_TRUE(u.ok()) << u.status();
   // Odd piece sizes so that headers, members and frames straddle Write() calls.
   for (size_t i = 0; i < blob.size(); i += 8191) {
