@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/net.h"
 #include "common/status.h"
 #include "remote/authenticator.h"
 #include "remote/curl_transport.h"
@@ -51,29 +52,6 @@ std::string ResolveUrl(std::string_view base, std::string_view location) {
 }
 
 namespace {
-std::string_view Reason(long status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 206: return "Partial Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
-  }
-}
 
 // The first entry of a distribution error body {"errors":[{"code":…,"message":…}]}.
 std::string RegistryErrorDetail(const std::string& body) {
@@ -93,7 +71,7 @@ std::string RegistryErrorDetail(const std::string& body) {
 absl::Status HttpError(std::string_view context, const HttpResponse& response) {
   const long s = response.status;
   std::string msg = absl::StrCat(util::Av(context), ": HTTP ", s);
-  std::string_view reason = Reason(s);
+  std::string_view reason = ReasonPhrase(static_cast<int>(s));
   if (!reason.empty()) absl::StrAppend(&msg, " ", util::Av(reason));
   std::string detail = RegistryErrorDetail(response.body);
   if (!detail.empty()) absl::StrAppend(&msg, " (", detail, ")");

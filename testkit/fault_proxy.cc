@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "testkit/net.h"
+#include "common/net.h"
 
 namespace slipstream::testkit {
 namespace {

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "testkit/http_server.h"
+#include "common/http_server.h"
 
 namespace slipstream::testkit {
 

@@ -9,15 +9,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "testkit/http_server.h"
+#include "common/http_server.h"
 
 namespace slipstream::remote {
 namespace {
 
-using testkit::BodyWriter;
-using testkit::HttpServer;
-using testkit::HttpServerRequest;
-using testkit::HttpServerResponse;
 using ::testing::HasSubstr;
 
 std::unique_ptr<CurlTransport> NewTransport(CurlTransport::Options o = {}) {
@@ -26,7 +22,7 @@ std::unique_ptr<CurlTransport> NewTransport(CurlTransport::Options o = {}) {
   return *std::move(t);
 }
 
-std::unique_ptr<HttpServer> Serve(testkit::HttpHandler h) {
+std::unique_ptr<HttpServer> Serve(HttpHandler h) {
   auto s = HttpServer::Start(std::move(h));
   EXPECT_TRUE(s.ok()) << s.status();
   return *std::move(s);

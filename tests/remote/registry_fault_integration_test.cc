@@ -12,7 +12,7 @@
 #include "common/status.h"
 #include "remote/chunk_cache.h"
 #include "testkit/fault_proxy.h"
-#include "testkit/http_server.h"
+#include "common/http_server.h"
 #include "tests/remote/registry_integration_env.h"
 
 namespace slipstream::remote {
@@ -173,15 +173,15 @@ TEST_F(FaultTest, ChunkCacheServesRepeatDownloadsAndForgetsCorruptBlobs) {
 
 TEST(RegistryTransportTest, OversizedManifestIsRefusedAnnouncedOrStreamed) {
   const std::string big(kMaxManifestBytes + 100, ' ');
-  auto server = testkit::HttpServer::Start([&](const testkit::HttpServerRequest& r) {
-    testkit::HttpServerResponse resp;
+  auto server = HttpServer::Start([&](const HttpServerRequest& r) {
+    HttpServerResponse resp;
     resp.headers = {{"Content-Type", std::string(kOciManifest)}};
     if (r.path.find("announced") != std::string::npos) {
       resp.body = big;
     } else {
       // Chunked: no Content-Length, so only the streamed size can tell.
       resp.content_length = -1;
-      resp.body_stream = [&](testkit::BodyWriter& w) {
+      resp.body_stream = [&](BodyWriter& w) {
         for (size_t off = 0; off < big.size(); off += 65536) {
           if (!w.Write(std::string_view(big).substr(off, 65536)).ok()) break;
         }
@@ -202,9 +202,9 @@ TEST(RegistryTransportTest, RedirectTargetGetsNoAuthorizationAndIsReused) {
   const std::string blob = RandomBytes(50000, 11);
   const Digest d = Sha256Of(blob);
   std::atomic<int> storage_with_auth{0}, registry_blob_gets{0};
-  auto storage = testkit::HttpServer::Start([&](const testkit::HttpServerRequest& r) {
+  auto storage = HttpServer::Start([&](const HttpServerRequest& r) {
     if (!r.Header("authorization").empty()) ++storage_with_auth;
-    testkit::HttpServerResponse resp;
+    HttpServerResponse resp;
     std::string range = r.Header("range");
     long long a = 0, b = 0;
     if (sscanf(range.c_str(), "bytes=%lld-%lld", &a, &b) == 2) {
@@ -219,14 +219,14 @@ TEST(RegistryTransportTest, RedirectTargetGetsNoAuthorizationAndIsReused) {
   });
   ASSERT_TRUE(storage.ok());
   const std::string storage_url = (*storage)->url();
-  auto registry = testkit::HttpServer::Start([&](const testkit::HttpServerRequest& r) {
+  auto registry = HttpServer::Start([&](const HttpServerRequest& r) {
     if (r.Header("authorization") != "Basic dTpw") {
-      testkit::HttpServerResponse deny = testkit::HttpServerResponse::Text(401, "");
+      HttpServerResponse deny = HttpServerResponse::Text(401, "");
       deny.headers.emplace_back("WWW-Authenticate", "Basic realm=\"test\"");
       return deny;
     }
     ++registry_blob_gets;
-    testkit::HttpServerResponse redirect = testkit::HttpServerResponse::Text(307, "");
+    HttpServerResponse redirect = HttpServerResponse::Text(307, "");
     redirect.headers.emplace_back("Location", storage_url + "/presigned?sig=abc");
     return redirect;
   });

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "testkit/fault_proxy.h"
-#include "testkit/http_server.h"
+#include "common/http_server.h"
 #include "tests/remote/registry_integration_env.h"
 
 namespace slipstream::remote {
@@ -139,8 +139,8 @@ TEST_F(RegistryIntegrationTest, LargeBlobPushedFromFileAndFetchedWith16Ranges) {
 
 TEST_F(RegistryIntegrationTest, DeadMirrorFallsBackToTheNextInOrder) {
   // A port that refuses connections: bind a server and stop it.
-  auto dead = testkit::HttpServer::Start([](const testkit::HttpServerRequest&) {
-    return testkit::HttpServerResponse::Text(500, "");
+  auto dead = HttpServer::Start([](const HttpServerRequest&) {
+    return HttpServerResponse::Text(500, "");
   });
   ASSERT_TRUE(dead.ok());
   const std::string dead_host = (*dead)->host();

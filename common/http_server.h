@@ -19,7 +19,7 @@
 #include "absl/time/time.h"
 #include "common/fd.h"
 
-namespace slipstream::testkit {
+namespace slipstream {
 
 // One parsed request as a handler sees it. Header names are lower-cased.
 struct HttpServerRequest {
@@ -86,17 +86,20 @@ struct HttpServerOptions {
   size_t max_request_body = 512u << 20;
   // An idle keep-alive connection is closed after this long.
   absl::Duration idle_timeout = absl::Seconds(60);
+  // The IPv4 address to listen on; "0.0.0.0" for every interface.
+  std::string bind_ip = "127.0.0.1";
 };
 
-// A tiny threaded HTTP/1.1 server on 127.0.0.1 with a kernel-chosen port, for tests only:
-// keep-alive, Content-Length and chunked request bodies, `Expect: 100-continue`, streamed
+// A tiny threaded HTTP/1.1 server (127.0.0.1 and a kernel-chosen port by default) for the
+// daemon's metrics endpoint and the tests' registry stand-ins: keep-alive, Content-Length and chunked request bodies, `Expect: 100-continue`, streamed
 // response bodies. One acceptor thread plus one thread per connection (bounded by
 // options.max_connections). The handler runs on connection threads and must be thread-safe.
 // Owned by whoever started it; Stop() (or the destructor) closes every connection, wakes
 // paused handlers and joins all threads. Accessors are thread-safe.
 class HttpServer {
  public:
-  // Binds 127.0.0.1:`port` (0 = any free port) and starts serving.
+  // Binds options.bind_ip:`port` (0 = any free port) and starts serving. Unavailable when
+  // the port is taken, InvalidArgument for a bad bind_ip.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(HttpHandler handler,
                                                            HttpServerOptions options = {},
                                                            int port = 0);
@@ -105,9 +108,9 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const { return port_; }
-  // "127.0.0.1:PORT".
+  // "BIND_IP:PORT".
   std::string host() const;
-  // "http://127.0.0.1:PORT".
+  // "http://BIND_IP:PORT".
   std::string url() const;
   // Connections accepted so far.
   int64_t connections_accepted() const { return accepted_.load(); }
@@ -141,4 +144,4 @@ std::string UrlDecode(std::string_view s, bool plus_is_space = true);
 // Parses "a=1&b=2" into decoded pairs, in order.
 std::vector<std::pair<std::string, std::string>> ParseUrlEncoded(std::string_view s);
 
-}  // namespace slipstream::testkit
+}  // namespace slipstream

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "testkit/net.h"
+#include "common/net.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,21 +20,23 @@
 #include "absl/time/clock.h"
 #include "common/status.h"
 
-namespace slipstream::testkit {
+namespace slipstream {
 
-absl::StatusOr<UniqueFd> ListenLoopback(int port, int* bound_port) {
+absl::StatusOr<UniqueFd> ListenTcp(const std::string& ip, int port, int* bound_port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("listen: not an IPv4 address: ", ip));
+  }
   UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return LastErrnoStatus("socket");
   // SO_REUSEADDR lets a restarted server take back its port while old connections linger in
   // TIME_WAIT; it does not allow two live listeners on one port.
   int one = 1;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return LastErrnoStatus(absl::StrCat("bind 127.0.0.1:", port));
+    return LastErrnoStatus(absl::StrCat("bind ", ip, ":", port));
   }
   if (::listen(fd.get(), 128) != 0) return LastErrnoStatus("listen");
   socklen_t len = sizeof addr;
@@ -43,6 +45,10 @@ absl::StatusOr<UniqueFd> ListenLoopback(int port, int* bound_port) {
   }
   *bound_port = ntohs(addr.sin_port);
   return fd;
+}
+
+absl::StatusOr<UniqueFd> ListenLoopback(int port, int* bound_port) {
+  return ListenTcp("127.0.0.1", port, bound_port);
 }
 
 absl::StatusOr<UniqueFd> ConnectTcp(const std::string& host, int port, absl::Duration timeout) {
@@ -283,14 +289,17 @@ const char* ReasonPhrase(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Content Too Large";
     case 416: return "Range Not Satisfiable";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
-    default: return "Status";
+    default: return "";
   }
 }
 
-}  // namespace slipstream::testkit
+}  // namespace slipstream

@@ -13,13 +13,17 @@
 #include "absl/time/time.h"
 #include "common/fd.h"
 
-// Loopback sockets and HTTP/1.1 framing shared by the test servers (HttpServer, FaultProxy).
-// Everything here is for tests: it favours clarity over throughput.
-namespace slipstream::testkit {
+// TCP sockets and HTTP/1.1 framing shared by HttpServer (the daemon's metrics endpoint, the
+// test servers) and the tests' FaultProxy. It favours clarity over throughput.
+namespace slipstream {
 
 // A listening TCP socket on 127.0.0.1. `port` 0 lets the kernel pick a free port; the port
 // actually bound is stored in `*bound_port`. Unavailable when the port is taken.
 absl::StatusOr<UniqueFd> ListenLoopback(int port, int* bound_port);
+
+// A listening TCP socket on IPv4 address `ip` ("0.0.0.0" = every interface), as above.
+// InvalidArgument when `ip` is not a numeric IPv4 address.
+absl::StatusOr<UniqueFd> ListenTcp(const std::string& ip, int port, int* bound_port);
 
 // Connects to `host`:`port` (a numeric IPv4 address) within `timeout`. Unavailable when
 // refused or timed out.
@@ -87,7 +91,8 @@ absl::Status ReadChunkedBody(SocketReader& reader, const ChunkSink& sink);
 // Reads `length` body bytes into `sink` in pieces of at most 64 KiB.
 absl::Status ReadFixedBody(SocketReader& reader, int64_t length, const ChunkSink& sink);
 
-// The standard reason phrase for `status` ("OK", "Not Found", ...), or "Status".
+// The standard reason phrase for `status` ("OK", "Not Found", ...), or "" for codes not
+// listed (HTTP/1.1 allows an empty reason phrase).
 const char* ReasonPhrase(int status);
 
-}  // namespace slipstream::testkit
+}  // namespace slipstream

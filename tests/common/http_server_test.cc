@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of the tiny HttpServer through raw sockets (framing, keep-alive, limits, shutdown).
-#include "testkit/http_server.h"
+#include "common/http_server.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -13,11 +13,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "testkit/net.h"
+#include "common/net.h"
 #include "testkit/net_fetch.h"
 
-namespace slipstream::testkit {
+namespace slipstream {
 namespace {
+
+using testkit::Fetch;
+using testkit::FetchOptions;
+using testkit::FetchResult;
 
 // Echoes method, path, decoded query parameter "q" and the body length.
 HttpServerResponse Echo(const HttpServerRequest& r) {
@@ -195,4 +199,4 @@ TEST(HttpServerTest, UrlDecoding) {
 }
 
 }  // namespace
-}  // namespace slipstream::testkit
+}  // namespace slipstream

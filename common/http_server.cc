@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "testkit/http_server.h"
+#include "common/http_server.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -17,9 +17,9 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
-#include "testkit/net.h"
+#include "common/net.h"
 
-namespace slipstream::testkit {
+namespace slipstream {
 
 struct HttpServer::Connection {
   UniqueFd fd;           // closed only under the server's mu_, so Stop() may shut it down
@@ -165,7 +165,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpHandler handle
                                                               HttpServerOptions options,
                                                               int port) {
   int bound = 0;
-  SS_ASSIGN_OR_RETURN(UniqueFd listener, ListenLoopback(port, &bound));
+  SS_ASSIGN_OR_RETURN(UniqueFd listener, ListenTcp(options.bind_ip, port, &bound));
   std::unique_ptr<HttpServer> server(
       new HttpServer(std::move(handler), options, std::move(listener), bound));
   int fds[2];
@@ -178,8 +178,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpHandler handle
 
 HttpServer::~HttpServer() { Stop(); }
 
-std::string HttpServer::host() const { return absl::StrCat("127.0.0.1:", port_); }
-std::string HttpServer::url() const { return absl::StrCat("http://127.0.0.1:", port_); }
+std::string HttpServer::host() const { return absl::StrCat(options_.bind_ip, ":", port_); }
+std::string HttpServer::url() const { return absl::StrCat("http://", host()); }
 
 void HttpServer::Stop() {
   {
@@ -381,4 +381,4 @@ void HttpServer::Serve(Connection* conn) {
   --active_;
 }
 
-}  // namespace slipstream::testkit
+}  // namespace slipstream
