@@ -3,8 +3,11 @@
 
 #include <cassert>
 #include <cerrno>
+#include <cstring>
+#include <string>
 
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/status.h"
 
 namespace slipstream::fuse {
@@ -27,7 +30,17 @@ bool FuseReply::Claim() {
 }
 
 void FuseReply::Error(int err) {
-  if (Claim()) fuse_reply_err(req_, err);
+  if (!Claim()) return;
+  // ENOENT and ENODATA are ordinary answers (a name or an xattr that is not there).
+  if (err != ENOENT && err != ENODATA) {
+    static metrics::Family<metrics::Counter>& errors = metrics::Global().AddCounterFamily(
+        "slipstream_fuse_errors_total",
+        "Lazy mode: FUSE requests answered with an error, by operation and errno.",
+        {"op", "errno"});
+    const char* name = strerrorname_np(err);
+    errors.With({op_, name != nullptr ? name : std::to_string(err)}).Add();
+  }
+  fuse_reply_err(req_, err);
 }
 
 void FuseReply::Status(const absl::Status& status) { Error(StatusToErrno(status)); }

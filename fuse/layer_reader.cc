@@ -4,7 +4,9 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "index/span_decoder.h"
 
@@ -152,7 +154,13 @@ absl::Status LayerReader::FetchRun(const std::vector<Claim>& claims, size_t begi
   const int64_t last_span = claims[end - 1].span;
   const int64_t base = z.SpanCompressedStart(first_span);
   const int64_t length = z.SpanCompressedEnd(last_span) - base;
+  static metrics::Histogram& fetch_seconds = metrics::Global().AddHistogram(
+      "slipstream_span_fetch_seconds",
+      "Lazy mode: time to fetch one run of adjacent compressed spans (chunk cache or registry).",
+      metrics::LatencyBuckets());
+  const absl::Time started = absl::Now();
   absl::StatusOr<std::string> bytes = blob_->ReadAt(base, length);
+  fetch_seconds.ObserveDuration(absl::Now() - started);
   ++counters_.fetches;
   absl::Status status;
   if (!bytes.ok()) {

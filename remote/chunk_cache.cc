@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "remote/chunk_cache_format.h"
+#include "remote/remote_metrics.h"
 
 namespace slipstream::remote {
 
@@ -116,6 +117,7 @@ absl::StatusOr<ChunkCache::Acquired> ChunkCache::Acquire(const ChunkKey& key) {
     auto flight = std::make_shared<Flight>();
     flights_.emplace(key, flight);
     ++stats_.fetches;
+    Metrics().cache_misses.Add();
     out.fill.emplace(this, key, std::move(flight));
     return out;
   }
@@ -203,6 +205,7 @@ std::optional<std::string> ChunkCache::ReadIfPresent(const ChunkKey& key) {
     if (data.ok()) {
       ++stats_.hits;
       stats_.hit_bytes += key.length;
+      Metrics().cache_hits.Add();
       // Our pin may have held back an eviction.
       doomed = EvictLocked();
     } else if (same) {

@@ -6,8 +6,28 @@
 
 #include "absl/strings/str_cat.h"
 #include "remote/curl_transport_internal.h"
+#include "remote/remote_metrics.h"
 
 namespace slipstream::remote {
+namespace {
+
+// Counts a finished transfer in the process's registry metrics (status 0: no response).
+void RecordMetrics(CURL* e, long status) {
+  const RemoteMetrics& m = Metrics();
+  static const char* const kOutcomes[] = {"error", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  const long cls = status / 100;
+  m.requests.With({kOutcomes[cls >= 1 && cls <= 5 ? cls : 0]}).Add();
+  curl_off_t bytes = 0;
+  if (curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &bytes) == CURLE_OK && bytes > 0) {
+    m.bytes_fetched.Add(bytes);
+  }
+  curl_off_t micros = 0;
+  if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &micros) == CURLE_OK) {
+    m.request_seconds.Observe(static_cast<double>(micros) / 1e6);
+  }
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<CurlTransport>> CurlTransport::Create(Options options) {
   static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -195,6 +215,7 @@ absl::StatusOr<HttpResponse> CurlTransport::Do(const HttpRequest& request, const
     ++http2_responses_;
   }
   ++requests_;
+  RecordMetrics(e, t.response.status);
   curl_easy_cleanup(e);
   curl_slist_free_all(t.header_list);
 

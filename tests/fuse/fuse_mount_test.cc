@@ -23,6 +23,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "common/temp_dir.h"
 #include "index/ztoc_builder.h"
@@ -456,6 +457,11 @@ TEST_F(FuseMountTest, BlobFaultsAreEioNotHangs) {
   const std::string file = mnt_ + "/flaky/big.bin";
   struct stat st;
   ASSERT_EQ(::stat(file.c_str(), &st), 0);  // metadata needs no blob
+  // The same family the FUSE adapter counts into (registering it again returns it).
+  metrics::Counter& eio_reads =
+      metrics::Global().AddCounterFamily("slipstream_fuse_errors_total", "", {"op", "errno"})
+          .With({"read", "EIO"});
+  const int64_t eio_before = eio_reads.value();
   flaky_->FailWith(absl::UnavailableError("injected: registry unreachable"));
   UniqueFd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   ASSERT_TRUE(fd.valid());
@@ -490,6 +496,7 @@ TEST_F(FuseMountTest, BlobFaultsAreEioNotHangs) {
   }
   EXPECT_TRUE(saw_eio);
   EXPECT_GT(fs_->Status("flaky")->counters.read_errors, 0);
+  EXPECT_GE(eio_reads.value() - eio_before, 2);
 }
 
 TEST_F(FuseMountTest, RegistryOutageIsEioWithinTheRetryBound) {

@@ -8,6 +8,7 @@
 
 #include <thread>
 
+#include "common/metrics.h"
 #include "common/status.h"
 #include "fuse/layer_fs.h"
 #include "index/span_decoder.h"
@@ -75,6 +76,10 @@ TEST_F(LayerReaderTest, SecondReadOfASpanIsACacheHit) {
 }
 
 TEST_F(LayerReaderTest, AdjacentMissingSpansAreOneFetch) {
+  // The histogram LayerReader times its fetches in (registering it again returns it).
+  const metrics::Histogram& fetch_seconds =
+      metrics::Global().AddHistogram("slipstream_span_fetch_seconds", "", {});
+  const int64_t timed = fetch_seconds.Read().count;
   auto reader = NewReader();
   ASSERT_GE(z().SpanCount(), 10);
   // Span 3 cached first: a read of 2..5 then fetches 2 and 4..5 in two runs.
@@ -86,6 +91,7 @@ TEST_F(LayerReaderTest, AdjacentMissingSpansAreOneFetch) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(*got == layer_.tar.substr(begin, end - begin));
   EXPECT_EQ(blob_.reads(), 3);
+  EXPECT_EQ(fetch_seconds.Read().count - timed, 3);
   EXPECT_EQ(reader->Counters().spans_fetched, 4);
   // The coalescing cap splits long runs: one span per fetch.
   testing::TestLayer other = testing::Fresh(RichLayer());

@@ -14,6 +14,7 @@
 #include "common/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "remote/remote_metrics.h"
 
 namespace slipstream::remote {
 namespace {
@@ -162,6 +163,18 @@ TEST_F(CachedBlobReaderTest, FetchesOnlyTheGapsAroundCachedChunks) {
                           Pair(0, 2 * kChunk), Pair(3 * kChunk, 3 * kChunk),
                           Pair(7 * kChunk, kChunk)));
   EXPECT_EQ(cache_->stats().hits, 2);
+}
+
+TEST_F(CachedBlobReaderTest, CountsHitsAndMissesInTheProcessMetrics) {
+  const int64_t hits = Metrics().cache_hits.value();
+  const int64_t misses = Metrics().cache_misses.value();
+  auto reader = NewReader();
+  ASSERT_TRUE(reader->ReadAt(0, 2 * kChunk).ok());      // chunks 0, 1: fetched
+  ASSERT_TRUE(reader->ReadAt(kChunk, 2 * kChunk).ok());  // 1 from disk, 2 fetched
+  EXPECT_EQ(Metrics().cache_misses.value() - misses, 3);
+  EXPECT_EQ(Metrics().cache_hits.value() - hits, 1);
+  EXPECT_THAT(metrics::Global().RenderText(),
+              HasSubstr("# TYPE slipstream_chunk_cache_hits_total counter\n"));
 }
 
 TEST_F(CachedBlobReaderTest, LastChunkIsShorter) {

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/http_server.h"
+#include "remote/remote_metrics.h"
 
 namespace slipstream::remote {
 namespace {
@@ -45,6 +46,33 @@ TEST(CurlTransportTest, GetCollectsBodyAndLowerCasedHeaders) {
   EXPECT_EQ(resp->Header("x-thing"), "Value");
   EXPECT_EQ(resp->Header("X-THING"), "Value");
   EXPECT_EQ(resp->effective_url, req.url);
+}
+
+TEST(CurlTransportTest, CountsRequestsBytesAndDurationsInTheProcessMetrics) {
+  auto server = Serve([](const HttpServerRequest& r) {
+    return HttpServerResponse::Text(r.path == "/missing" ? 404 : 200, std::string(1000, 'x'));
+  });
+  const RemoteMetrics& m = Metrics();
+  const int64_t ok = m.requests.With({"2xx"}).value();
+  const int64_t not_found = m.requests.With({"4xx"}).value();
+  const int64_t errors = m.requests.With({"error"}).value();
+  const int64_t bytes = m.bytes_fetched.value();
+  const int64_t timed = m.request_seconds.Read().count;
+  auto t = NewTransport();
+  HttpRequest req;
+  req.url = server->url() + "/blob";
+  ASSERT_TRUE(t->Do(req, nullptr).ok());
+  req.url = server->url() + "/missing";
+  ASSERT_TRUE(t->Do(req, nullptr).ok());
+  const std::string dead = server->url();
+  server->Stop();
+  req.url = dead + "/gone";
+  EXPECT_FALSE(t->Do(req, nullptr).ok());
+  EXPECT_EQ(m.requests.With({"2xx"}).value() - ok, 1);
+  EXPECT_EQ(m.requests.With({"4xx"}).value() - not_found, 1);
+  EXPECT_EQ(m.requests.With({"error"}).value() - errors, 1);
+  EXPECT_EQ(m.bytes_fetched.value() - bytes, 2000);
+  EXPECT_EQ(m.request_seconds.Read().count - timed, 3);
 }
 
 TEST(CurlTransportTest, SendsMethodHeadersAndBody) {
