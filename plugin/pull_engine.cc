@@ -12,7 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "remote/download_frontier.h"
@@ -322,13 +324,54 @@ void PullJob::Settle(size_t i, absl::StatusOr<LayerResult> result) {
   // After a success every byte was delivered, so no fetch thread writes to the file again;
   // after a failure one still might, and the file is closed when the threads are joined.
   if (result.ok()) layer.fd.Reset();
+  bool last = false;
+  absl::Status job_status;
   {
     absl::MutexLock lock(&mu_);
     layer.result = result;
     layer.done = true;
     ++settled_;
+    last = settled_ == layers_.size();
+    job_status = error_;
   }
+  // Before the callback, so whoever the callback wakes already sees the figures.
+  RecordMetrics(result, last ? &job_status : nullptr);
   if (options_.on_layer_done) options_.on_layer_done(i, result);
+}
+
+void PullJob::RecordMetrics(const absl::StatusOr<LayerResult>& layer,
+                            const absl::Status* job_status) {
+  struct Metrics {
+    metrics::Family<metrics::Histogram>& layer_seconds;
+    metrics::Family<metrics::Histogram>& pull_seconds;
+    metrics::Family<metrics::Counter>& bytes;
+  };
+  static Metrics* m = [] {
+    metrics::Registry& r = metrics::Global();
+    return new Metrics{
+        r.AddHistogramFamily("slipstream_parallel_layer_seconds",
+                             "Parallel mode: time from the start of a pull job until a layer "
+                             "was unpacked and verified (or failed).",
+                             {"outcome"}, metrics::LatencyBuckets()),
+        r.AddHistogramFamily("slipstream_parallel_pull_seconds",
+                             "Parallel mode: time from the start of a pull job until its last "
+                             "layer settled.",
+                             {"outcome"}, metrics::LatencyBuckets()),
+        r.AddCounterFamily("slipstream_parallel_bytes_total",
+                           "Parallel mode: bytes of the layers unpacked, compressed (as "
+                           "fetched) and uncompressed (the tar streams).",
+                           {"kind"}),
+    };
+  }();
+  const absl::Duration elapsed = absl::Now() - start_;
+  m->layer_seconds.With({layer.ok() ? "ok" : "error"}).ObserveDuration(elapsed);
+  if (layer.ok()) {
+    m->bytes.With({"compressed"}).Add(layer->unpack.compressed_bytes);
+    m->bytes.With({"uncompressed"}).Add(layer->unpack.uncompressed_bytes);
+  }
+  if (job_status != nullptr) {
+    m->pull_seconds.With({job_status->ok() ? "ok" : "error"}).ObserveDuration(elapsed);
+  }
 }
 
 bool PullJob::LayerDone(size_t i) const {

@@ -120,6 +120,8 @@ class PullJob {
 
   size_t layer_count() const { return layers_.size(); }
   const PullPlan& plan() const { return plan_; }
+  // When Start() began the job.
+  absl::Time start_time() const { return start_; }
   const LayerRequest& request(size_t i) const;
   const LayerProgress& progress(size_t i) const;
 
@@ -153,6 +155,9 @@ class PullJob {
   // `status` itself through its frontier, the others Cancelled.
   void Fail(const absl::Status& status, int failing_layer = -1) ABSL_LOCKS_EXCLUDED(mu_);
   void Settle(size_t i, absl::StatusOr<LayerResult> result) ABSL_LOCKS_EXCLUDED(mu_);
+  // Counts a settled layer in the process's metrics, and the whole job when `job_status`
+  // (its first error, or OK) is given: the last layer settled.
+  void RecordMetrics(const absl::StatusOr<LayerResult>& layer, const absl::Status* job_status);
   void JoinThreads();
 
   RangeSource* const source_;

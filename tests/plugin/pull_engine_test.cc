@@ -14,6 +14,7 @@
 
 #include "common/digest.h"
 #include "common/fd.h"
+#include "common/metrics.h"
 #include "common/status.h"
 #include "common/temp_dir.h"
 #include "tests/plugin/pull_test_util.h"
@@ -78,6 +79,23 @@ class PullEngineTest : public ::testing::Test {
   FakeRangeSource source_;
 };
 
+// Observations in the engine's per-job histogram with `outcome` (the family is registered
+// by the engine; registering it again returns it).
+int64_t PullsRecorded(const std::string& outcome) {
+  return metrics::Global()
+      .AddHistogramFamily("slipstream_parallel_pull_seconds", "", {"outcome"}, {})
+      .With({outcome})
+      .Read()
+      .count;
+}
+
+int64_t BytesRecorded(const std::string& kind) {
+  return metrics::Global()
+      .AddCounterFamily("slipstream_parallel_bytes_total", "", {"kind"})
+      .With({kind})
+      .value();
+}
+
 TEST_F(PullEngineTest, OutOfOrderChunksUnpackEveryCompression) {
   std::vector<TestLayer> layers = {
       MakeLayer(remote::Compression::kGzip, SampleTar("g", 300000, 1)),
@@ -89,6 +107,8 @@ TEST_F(PullEngineTest, OutOfOrderChunksUnpackEveryCompression) {
     source_.Add(layers[i].blob.digest, {.bytes = layers[i].bytes, .first_chunk_last = true});
     requests.push_back(Request(layers[i], "layer" + std::to_string(i)));
   }
+  const int64_t pulls_ok = PullsRecorded("ok");
+  const int64_t compressed = BytesRecorded("compressed");
   PullEngine engine(&source_);
   PullOptions opts;
   opts.tuning = {.chunk_size = 16384, .requests = 4, .unpackers = 2};
@@ -114,6 +134,9 @@ TEST_F(PullEngineTest, OutOfOrderChunksUnpackEveryCompression) {
   }
   EXPECT_TRUE((*job)->Wait().ok());
   EXPECT_EQ(callbacks.load(), 3);
+  EXPECT_EQ(PullsRecorded("ok") - pulls_ok, 1);
+  EXPECT_EQ(BytesRecorded("compressed") - compressed,
+            layers[0].blob.size + layers[1].blob.size + layers[2].blob.size);
 
   // The first chunk of each layer was delivered after a later one.
   std::vector<int64_t> order = source_.order();
@@ -160,9 +183,11 @@ TEST_F(PullEngineTest, ErrorInOneLayerCancelsTheOthersAndCleansUp) {
   PullEngine engine(&source_);
   PullOptions opts;
   opts.tuning = {.chunk_size = 16384, .requests = 4, .unpackers = 2};
+  const int64_t pulls_failed = PullsRecorded("error");
   auto job = engine.Start({Request(bad, "bad"), Request(slow, "slow")}, opts);
   ASSERT_TRUE(job.ok()) << job.status();
   absl::Status st = (*job)->Wait();
+  EXPECT_EQ(PullsRecorded("error") - pulls_failed, 1);
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
   EXPECT_NE(st.message().find("registry 503"), absl::string_view::npos) << st;
   EXPECT_EQ((*job)->WaitLayer(0).status().code(), absl::StatusCode::kUnavailable);
