@@ -87,7 +87,7 @@ absl::Status SplitHostPort(std::string_view hostport, std::string* host, int* po
   absl::string_view hp(hostport.data(), hostport.size());
   size_t colon = hp.rfind(':');
   if (colon == absl::string_view::npos || !absl::SimpleAtoi(hp.substr(colon + 1), port) ||
-      *port <= 0 || *port > 65535) {
+      *port < 0 || *port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("bad host:port \"", hp, "\""));
   }
   *host = std::string(hostport.substr(0, colon));

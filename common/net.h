@@ -29,7 +29,8 @@ absl::StatusOr<UniqueFd> ListenTcp(const std::string& ip, int port, int* bound_p
 // refused or timed out.
 absl::StatusOr<UniqueFd> ConnectTcp(const std::string& host, int port, absl::Duration timeout);
 
-// Splits "127.0.0.1:5000" into host and port. InvalidArgument when malformed.
+// Splits "127.0.0.1:5000" into host and port (0..65535; 0 = any, for listeners).
+// InvalidArgument when malformed.
 absl::Status SplitHostPort(std::string_view hostport, std::string* host, int* port);
 
 // Sends all of `data` (MSG_NOSIGNAL: a vanished peer is an error, never SIGPIPE).

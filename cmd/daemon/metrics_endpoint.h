@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/http_server.h"
+#include "fuse/layer_fs.h"
+
+namespace slipstream::daemon {
+
+// slipstreamd's Prometheus endpoint: `GET /metrics` answers metrics::Global() in the text
+// exposition format (everything the registry client, chunk cache, parallel engine and FUSE
+// adapter record), plus lazy mode's background completion read from `layer_fs` at scrape
+// time: lazy layers by state and their compressed bytes fetched out of the total.
+// Other paths are 404, other methods 405. Owned by the daemon; `layer_fs` (null when lazy
+// mode is off) must outlive it. Thread-safe (one HTTP thread per scraper connection).
+class MetricsEndpoint {
+ public:
+  // Listens on `address`, "IPv4:PORT" (port 0: any free port). InvalidArgument for a
+  // malformed address, Unavailable when the port is taken.
+  static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const std::string& address,
+                                                               const fuse::LayerFs* layer_fs);
+  ~MetricsEndpoint();
+  MetricsEndpoint(const MetricsEndpoint&) = delete;
+  MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
+
+  // "IPv4:PORT" as bound (the real port when 0 was asked for).
+  std::string address() const { return server_->host(); }
+
+ private:
+  MetricsEndpoint() = default;
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace slipstream::daemon
