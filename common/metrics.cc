@@ -218,7 +218,11 @@ std::string Registry::RenderText() const {
   std::vector<std::pair<std::string, std::string>> order;  // name, rendered text
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [name, e] : entries_) {
+    // Named references, not structured bindings: the lambdas below capture them (which
+    // clang 14, the fuzz build's compiler, does not allow for bindings).
+    for (const auto& entry : entries_) {
+      const std::string& name = entry.first;
+      const Entry* e = entry.second.get();
       std::string text = absl::StrCat("# HELP ", name, " ", Escape(e->help, false), "\n",
                                       "# TYPE ", name, " ", TypeName(e->kind), "\n");
       switch (e->kind) {

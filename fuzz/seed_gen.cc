@@ -3,6 +3,7 @@
 // layers (fuzz/sample_layers.h), indexed by our own ZtocBuilder:
 //   OUT_DIR/ztoc_fuzzer/<layer>-<spans>-<v1|v2>.ztoc   serialized zTOCs
 //   OUT_DIR/checkpoints_fuzzer/<name>.bin             checkpoint blobs and TarZinfos
+//   OUT_DIR/tar_fuzzer/<name>.tar                     small archives (fuzz/tar_seeds.h)
 // Every file stays under 64 KiB: a gzip checkpoint carries a 32 KiB window, so two-span gzip
 // seeds use the v1 layout (checkpoint 0 implied). Run by `scripts/fuzz --regen-seeds`.
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "common/fd.h"
 #include "flatbuffers/flatbuffers.h"
 #include "fuzz/sample_layers.h"
+#include "fuzz/tar_seeds.h"
 #include "index/checkpoints.h"
 #include "index/ztoc_format.h"
 #include "index/ztoc_generated.h"
@@ -116,5 +118,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
     return 2;
   }
-  return slipstream::fuzz::WriteSeeds(argv[1]) ? 0 : 1;
+  const bool ztoc_ok = slipstream::fuzz::WriteSeeds(argv[1]);
+  const bool tar_ok = slipstream::fuzz::WriteTarSeeds(argv[1]);
+  return ztoc_ok && tar_ok ? 0 : 1;
 }

@@ -80,12 +80,15 @@ class Reader {
     SkipSpace();
     SS_ASSIGN_OR_RETURN(s.value, ParseValue(s.op == SnapshotFilter::Op::kMatches));
     if (s.op == SnapshotFilter::Op::kMatches) {
-      // std::regex throws on a bad pattern; the pattern comes from the RPC, so catch here.
-      try {
-        s.regex = std::make_shared<const std::regex>(s.value, std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        return Fail(absl::StrCat("bad regexp: ", e.what()));
-      }
+      // The pattern comes from the RPC: RE2 matches in linear time with bounded memory and no
+      // recursion (std::regex backtracks exponentially, recurses per character and overflows
+      // signed integers on long back-references; snapshot_request_fuzzer found all three).
+      // Its syntax is Go's regexp, which containerd itself uses for filters.
+      re2::RE2::Options options;
+      options.set_log_errors(false);
+      auto regex = std::make_shared<const re2::RE2>(s.value, options);
+      if (!regex->ok()) return Fail(absl::StrCat("bad regexp: ", regex->error()));
+      s.regex = std::move(regex);
     }
     return s;
   }
@@ -167,7 +170,7 @@ bool MatchSelector(const SnapshotInfo& info, const SnapshotFilter::Selector& s) 
       // containerd: a missing field is "not equal" to anything.
       return !value.has_value() || *value != s.value;
     case SnapshotFilter::Op::kMatches:
-      return value.has_value() && std::regex_search(*value, *s.regex);
+      return value.has_value() && re2::RE2::PartialMatch(*value, *s.regex);
   }
   return false;
 }

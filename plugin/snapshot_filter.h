@@ -2,12 +2,12 @@
 #pragma once
 
 #include <memory>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "re2/re2.h"
 #include "plugin/snapshot_types.h"
 
 namespace slipstream::plugin {
@@ -18,7 +18,8 @@ namespace slipstream::plugin {
 //   fieldpath               presence:  labels."containerd.io/gc.root"
 //   fieldpath == value      equality:  parent==sha256:abc, kind=="committed"
 //   fieldpath != value
-//   fieldpath ~= regexp     ECMAScript regexp search, value quoted with "", // or ||
+//   fieldpath ~= regexp     RE2 regexp search (Go regexp syntax, as containerd), value
+//                           quoted with "", // or ||; linear time, whatever the pattern
 // Field paths on snapshots: name, parent, kind (view|active|committed), labels.<key> (a key
 // with dots must be quoted). Immutable after parsing; Match is thread-safe.
 class SnapshotFilter {
@@ -33,7 +34,7 @@ class SnapshotFilter {
     std::vector<std::string> fieldpath;
     Op op = Op::kPresent;
     std::string value;
-    std::shared_ptr<const std::regex> regex;  // for kMatches
+    std::shared_ptr<const re2::RE2> regex;  // for kMatches
   };
 
  private:

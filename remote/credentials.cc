@@ -24,13 +24,6 @@
 
 namespace slipstream::remote {
 
-// The parsed config.json. Immutable once built, so Lookup can use it without the lock.
-struct DockerConfigCredentials::Config {
-  std::map<std::string, Credentials, std::less<>> auths;          // by registry
-  std::map<std::string, std::string, std::less<>> cred_helpers;   // registry → helper
-  std::string creds_store;
-};
-
 namespace {
 
 using Json = nlohmann::json;
@@ -117,6 +110,57 @@ std::string RegistryFromServerUrl(std::string_view url) {
   return host;
 }
 
+absl::StatusOr<DockerConfig> ParseDockerConfig(std::string_view json, std::string_view where) {
+  const std::string path(where);
+  DockerConfig config;
+  Json j;
+  try {
+    j = Json::parse(json, nullptr, /*allow_exceptions=*/false);
+  } catch (const std::exception&) {
+    j = Json(Json::value_t::discarded);
+  }
+  // nlohmann's own messages quote the input, which may hold a password: say only where.
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": malformed docker config (not a JSON object)"));
+  }
+  if (auto it = j.find("auths"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": \"auths\" is not an object"));
+    }
+    for (const auto& [key, entry] : it->items()) {
+      SS_ASSIGN_OR_RETURN(
+          Credentials c,
+          ParseAuthEntry(entry, absl::StrCat(path, ": auths[\"", Clip(key), "\"]")));
+      // Several spellings may name one registry; the first non-empty one wins.
+      std::string registry = RegistryFromServerUrl(key);
+      auto found = config.auths.find(registry);
+      if (found == config.auths.end() || found->second.empty()) {
+        config.auths[registry] = std::move(c);
+      }
+    }
+  }
+  if (auto it = j.find("credHelpers"); it != j.end() && !it->is_null()) {
+    if (!it->is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": \"credHelpers\" is not an object"));
+    }
+    for (const auto& [key, helper] : it->items()) {
+      if (!helper.is_string()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": credHelpers[\"", Clip(key), "\"] is not a string"));
+      }
+      config.cred_helpers.emplace(RegistryFromServerUrl(key), helper.get<std::string>());
+    }
+  }
+  if (auto it = j.find("credsStore"); it != j.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": \"credsStore\" is not a string"));
+    }
+    config.creds_store = it->get<std::string>();
+  }
+  return config;
+}
+
 DockerConfigCredentials::DockerConfigCredentials(std::string config_path,
                                                  absl::Duration helper_timeout)
     : path_(std::move(config_path)), helper_timeout_(helper_timeout) {}
@@ -159,52 +203,7 @@ DockerConfigCredentials::Current() {
     } else if (!text.ok()) {
       return Annotate(text.status(), "docker config");
     } else {
-      Json j;
-      try {
-        j = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
-      } catch (const std::exception&) {
-        j = Json(Json::value_t::discarded);
-      }
-      // nlohmann's own messages quote the input, which may hold a password: say only where.
-      if (j.is_discarded() || !j.is_object()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path_, ": malformed docker config (not a JSON object)"));
-      }
-      if (auto it = j.find("auths"); it != j.end() && !it->is_null()) {
-        if (!it->is_object()) {
-          return absl::InvalidArgumentError(absl::StrCat(path_, ": \"auths\" is not an object"));
-        }
-        for (const auto& [key, entry] : it->items()) {
-          SS_ASSIGN_OR_RETURN(
-              Credentials c,
-              ParseAuthEntry(entry, absl::StrCat(path_, ": auths[\"", Clip(key), "\"]")));
-          // Several spellings may name one registry; the first non-empty one wins.
-          std::string registry = RegistryFromServerUrl(key);
-          auto found = config->auths.find(registry);
-          if (found == config->auths.end() || found->second.empty()) {
-            config->auths[registry] = std::move(c);
-          }
-        }
-      }
-      if (auto it = j.find("credHelpers"); it != j.end() && !it->is_null()) {
-        if (!it->is_object()) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(path_, ": \"credHelpers\" is not an object"));
-        }
-        for (const auto& [key, helper] : it->items()) {
-          if (!helper.is_string()) {
-            return absl::InvalidArgumentError(absl::StrCat(
-                path_, ": credHelpers[\"", Clip(key), "\"] is not a string"));
-          }
-          config->cred_helpers.emplace(RegistryFromServerUrl(key), helper.get<std::string>());
-        }
-      }
-      if (auto it = j.find("credsStore"); it != j.end() && !it->is_null()) {
-        if (!it->is_string()) {
-          return absl::InvalidArgumentError(absl::StrCat(path_, ": \"credsStore\" is not a string"));
-        }
-        config->creds_store = it->get<std::string>();
-      }
+      SS_ASSIGN_OR_RETURN(*config, ParseDockerConfig(*text, path_));
     }
   }
 

@@ -27,6 +27,21 @@ struct Credentials {
   friend bool operator==(const Credentials&, const Credentials&) = default;
 };
 
+// The parts of a docker CLI config.json that name credentials, with every registry key
+// normalized by RegistryFromServerUrl. A plain value type; immutable once parsed.
+struct DockerConfig {
+  std::map<std::string, Credentials, std::less<>> auths;          // by registry
+  std::map<std::string, std::string, std::less<>> cred_helpers;   // registry → helper name
+  std::string creds_store;                                        // default helper, or ""
+};
+
+// Parses the text of a config.json (see DockerConfigCredentials for the fields read; other
+// fields are ignored). Where several `auths` keys name one registry, the first non-empty
+// entry wins. InvalidArgument starting with `where` (normally the file's path) for malformed
+// JSON, a top level that is not an object, or a field of the wrong type or encoding; the
+// message never quotes a secret (nor the JSON parser's own message, which may). Pure; thread-safe.
+absl::StatusOr<DockerConfig> ParseDockerConfig(std::string_view json, std::string_view where);
+
 // Where registry credentials come from. Implementations are thread-safe.
 class CredentialStore {
  public:
@@ -56,7 +71,7 @@ class DockerConfigCredentials : public CredentialStore {
   absl::StatusOr<Credentials> Lookup(std::string_view registry) override;
 
  private:
-  struct Config;  // the parsed file
+  using Config = DockerConfig;  // the parsed file
   // Re-reads the file when it changed; returns the current parse.
   absl::StatusOr<std::shared_ptr<const Config>> Current();
   absl::StatusOr<Credentials> RunHelper(const std::string& helper, std::string_view registry);

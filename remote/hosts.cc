@@ -46,6 +46,18 @@ struct FileContext {
   }
 };
 
+// An HTTP field name: a non-empty RFC 9110 token.
+bool IsHeaderName(absl::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
+        absl::string_view("!#$%&'*+-.^_`|~").find(c) == absl::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // The parts of one hosts.toml section (the root or one [host."…"]) before resolution.
 struct HostSection {
   std::string server;          // URL or host, may be empty for the root
@@ -211,11 +223,18 @@ absl::StatusOr<HostSection> ParseSection(const FileContext& ctx, absl::string_vi
     if (headers == nullptr) return ctx.Error(where, "header must be a table");
     for (const auto& [key, value] : *headers) {
       std::string name(key.str());
+      // A quoted TOML key may hold anything; on the wire it is "name: value\r\n", so a name
+      // that is not an HTTP token would inject headers (found by hosts_toml_fuzzer).
+      if (!IsHeaderName(name)) {
+        return ctx.Error(where, absl::StrCat("header name \"", Clip(name), "\" is not a token"));
+      }
       SS_ASSIGN_OR_RETURN(std::vector<std::string> values,
                           StringOrList(ctx, absl::StrCat("header ", Clip(name)), value));
       for (std::string& v : values) {
-        if (v.find_first_of("\r\n") != std::string::npos) {
-          return ctx.Error(where, absl::StrCat("header ", Clip(name), " contains a newline"));
+        // NUL would cut the value short in libcurl's C strings.
+        if (v.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+          return ctx.Error(where,
+                           absl::StrCat("header ", Clip(name), " contains a newline or NUL"));
         }
         s.settings.headers.emplace_back(name, std::move(v));
       }

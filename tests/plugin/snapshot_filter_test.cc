@@ -62,5 +62,31 @@ TEST(SnapshotFilterTest, SyntaxErrorsAreInvalidArgument) {
   }
 }
 
+// Regressions found by fuzz/snapshot_request_fuzzer: filter regexps come from ListSnapshots
+// requests. std::regex overflowed a signed int on a long back-reference (UB), recursed once
+// per character of the value and backtracked exponentially on nested repeats; RE2 (Go's
+// regexp syntax, as containerd) has no back-references and matches in linear time.
+TEST(SnapshotFilterTest, HostileRegexpsAreRefusedOrCheap) {
+  // Back-references have no linear-time match: refused (std::regex accepted them).
+  auto backref = SnapshotFilter::Parse({"name~=\"(a)\\1\""});
+  EXPECT_TRUE(absl::IsInvalidArgument(backref.status())) << backref.status();
+  // The fuzzer's input: UB inside std::regex (seen under UBSan); an error or a plain pattern now.
+  auto overflow = SnapshotFilter::Parse({"name~=\"a\\4444444444444444444444444\""});
+  EXPECT_TRUE(overflow.ok() || absl::IsInvalidArgument(overflow.status())) << overflow.status();
+
+  SnapshotInfo info;
+  info.name = std::string(40, 'a');
+  info.labels["long"] = std::string(4000, 'x');
+  auto nested = SnapshotFilter::Parse({"name~=\"^(a*)*b$\""});
+  ASSERT_TRUE(nested.ok()) << nested.status();
+  EXPECT_FALSE(nested->Match(info));  // exponential for a backtracking engine
+  auto long_value = SnapshotFilter::Parse({"labels.long~=/^(x|xx)+y$/"});
+  ASSERT_TRUE(long_value.ok()) << long_value.status();
+  EXPECT_FALSE(long_value->Match(info));  // deep recursion for std::regex
+  auto matches = SnapshotFilter::Parse({"labels.long~=/^x{1,1000}(x+)$/"});
+  ASSERT_TRUE(matches.ok()) << matches.status();
+  EXPECT_TRUE(matches->Match(info));
+}
+
 }  // namespace
 }  // namespace slipstream::plugin

@@ -15,6 +15,8 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/fd.h"
 #include "common/temp_dir.h"
 
@@ -252,6 +254,39 @@ TEST(RegistryFromServerUrlTest, Normalizes) {
       {"", ""},
   };
   for (const auto& [in, want] : cases) EXPECT_EQ(RegistryFromServerUrl(in), want) << in;
+}
+
+// The pure parser behind DockerConfigCredentials (also the docker_config_fuzzer's target).
+TEST(ParseDockerConfigTest, ParsesWithoutAFile) {
+  const std::string json = absl::StrCat(
+      R"({"auths":{"https://index.docker.io/v1/":{"auth":")", absl::Base64Escape("u:p:w"),
+      R"("},"HTTP://Mirror.Example:5000/v2":{"identitytoken":"tok"}},)",
+      R"("credHelpers":{"ghcr.io":"gh"},"credsStore":"pass","other":[1,2]})");
+  absl::StatusOr<DockerConfig> c = ParseDockerConfig(json, "cfg");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->auths.size(), 2u);
+  EXPECT_EQ(c->auths.at("docker.io"), UserPass("u", "p:w"));
+  EXPECT_EQ(c->auths.at("mirror.example:5000").identity_token, "tok");
+  EXPECT_EQ(c->cred_helpers.at("ghcr.io"), "gh");
+  EXPECT_EQ(c->creds_store, "pass");
+
+  absl::StatusOr<DockerConfig> empty = ParseDockerConfig("{}", "cfg");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->auths.empty() && empty->cred_helpers.empty() && empty->creds_store.empty());
+}
+
+TEST(ParseDockerConfigTest, ErrorsStartWithWhereAndHoldNoSecret) {
+  for (std::string json : {std::string(R"({"auths":{"h":{"password":"s3cret-pw")"),
+                           std::string(R"(["s3cret-pw"])"),
+                           std::string(R"({"auths":{"h":{"auth":"s3cret-pw"}}})"),
+                           std::string(R"({"auths":{"h":{"password":["s3cret-pw"]}}})"),
+                           std::string(R"({"credsStore":{"x":"s3cret-pw"}})")}) {
+    absl::StatusOr<DockerConfig> c = ParseDockerConfig(json, "/etc/cfg.json");
+    ASSERT_FALSE(c.ok()) << json;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << json;
+    EXPECT_TRUE(absl::StartsWith(c.status().message(), "/etc/cfg.json: ")) << c.status();
+    EXPECT_EQ(c.status().message().find("s3cret"), absl::string_view::npos) << c.status();
+  }
 }
 
 TEST(StaticCredentialsTest, SetAndLookup) {

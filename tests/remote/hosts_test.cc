@@ -203,6 +203,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[host.\"https://m\"]\nheader = \"x\"", "header"},
         BadCase{"[host.\"https://m\"]\n[host.\"https://m\".header]\nx = 1", "header"},
         BadCase{"[host.\"https://m\"]\n[host.\"https://m\".header]\nx = \"a\\nb\"", "newline"},
+        // Found by fuzz/hosts_toml_fuzzer: quoted keys and escapes reached the wire as is.
+        BadCase{"[header]\n\"X-A\\r\\nX-Injected\" = \"v\"", "not a token"},
+        BadCase{"[header]\n\"\" = \"v\"", "not a token"},
+        BadCase{"[header]\n\"X A:\" = \"v\"", "not a token"},
+        BadCase{"[header]\nX-A = \"a\\u0000b\"", "NUL"},
         BadCase{"host = \"x\"", "host"},
         BadCase{"host = { a = 1 }", "must be a table"},
         BadCase{"[host.\"https://m  x\"]", "malformed server URL"},
