@@ -97,6 +97,16 @@ grpc::ServerUnaryReactor* SnapshotsService::Prepare(grpc::CallbackServerContext*
   if (remote_ == nullptr || !labels.contains(kSnapshotRefLabel)) {
     return Finish(context, "Prepare", request->key(), local(labels));
   }
+  if (log::GetLevel() == log::Level::kDebug) {
+    // The label keys tell which handshake containerd speaks (CRI's own pull, the 2.1+
+    // transfer service); values are cut short, cri.image-layers can hold 4 KiB.
+    std::string shown;
+    for (const auto& [k, v] : labels) {
+      absl::StrAppend(&shown, shown.empty() ? "" : " ", k, "=",
+                      v.size() > 80 ? absl::StrCat(v.substr(0, 80), "...") : v);
+    }
+    log::Debug("prepare labels", {{"key", request->key()}, {"labels", shown}});
+  }
   // The remote provider may answer much later (after a download); the reactor stays open
   // and `request`/`response` stay valid until Finish.
   auto* reactor = context->DefaultReactor();

@@ -13,7 +13,7 @@ PACKAGES=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev libisal-dev libabsl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libfuse3-dev libflatbuffers-dev flatbuffers-compiler libsqlite3-dev
-  libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libnghttp2-dev
+  libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libnghttp2-dev libre2-dev
   libgtest-dev libgmock-dev
   # real peers used by tests, benchmarks and the demo
   docker-registry containerd runc fuse3 apache2-utils openssl curl
@@ -34,3 +34,6 @@ fi
 # docker-registry's package starts a service on :5000 where an init system exists; tests run
 # their own registries on free ports, so a stray one is harmless but we do not rely on it.
 echo "setup: all packages present"
+# containerd 1.7 (trixie) and 2.1 (sid), unpacked under /opt/slipstream-compat for the
+# compatibility tests (tests/integration/compat_test.cc); skipped when already there.
+"$(dirname "$0")/fetch-containerd.sh"

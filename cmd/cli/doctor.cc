@@ -128,7 +128,12 @@ void CheckCriV2(const toml::table& root, const DoctorOptions& o, ContainerdVersi
 }
 
 // containerd 2.x (config version 3): the images plugin and the transfer service's unpack.
-void CheckCriV3(const toml::table& root, const DoctorOptions& o, std::vector<CheckResult>& out) {
+// 2.0's CRI pulls on its own path, which sends the layer labels only with
+// disable_snapshot_annotations = false. From 2.1 on, CRI pulls through the transfer service
+// (labels from the proxy's enable_remote_snapshot_annotations export, unpacking where
+// unpack_config says) unless that key is false, which switches it back to its own path.
+void CheckCriV3(const toml::table& root, const DoctorOptions& o, ContainerdVersion version,
+                std::vector<CheckResult>& out) {
   toml::node_view images = root["plugins"][kImages2];
   const std::string section = absl::StrCat("[plugins.\"", kImages2, "\"]");
   const std::string snapshotter = images["snapshotter"].value_or(std::string("overlayfs"));
@@ -139,14 +144,23 @@ void CheckCriV3(const toml::table& root, const DoctorOptions& o, std::vector<Che
   } else {
     out.push_back(Ok("containerd config: CRI snapshotter", snapshotter));
   }
+  // An unknown version (0.0) with a version 3 config is taken for the newest behaviour.
+  const bool transfer_capable = !(version.major == 2 && version.minor == 0);
   std::optional<bool> disabled = images["disable_snapshot_annotations"].value<bool>();
-  if (!disabled.has_value() || *disabled) {
+  const bool local_pull = disabled.has_value() && !*disabled;
+  if (local_pull) {
+    out.push_back(Ok("containerd config: snapshot annotations",
+                     transfer_capable ? "disable_snapshot_annotations = false: CRI pulls on its "
+                                        "own path, not through the transfer service"
+                                      : "disable_snapshot_annotations = false"));
+  } else if (transfer_capable) {
+    out.push_back(Ok("containerd config: snapshot annotations",
+                     "CRI pulls through the transfer service (2.1+)"));
+  } else {
     out.push_back(Fail("containerd config: snapshot annotations",
                        disabled.has_value() ? "disable_snapshot_annotations = true"
                                             : "disable_snapshot_annotations is not set (default true)",
                        absl::StrCat("set disable_snapshot_annotations = false in ", section)));
-  } else {
-    out.push_back(Ok("containerd config: snapshot annotations", "disable_snapshot_annotations = false"));
   }
   bool unpacks_to_us = false;
   if (const toml::array* unpack = root["plugins"][kTransfer2]["unpack_config"].as_array()) {
@@ -157,13 +171,16 @@ void CheckCriV3(const toml::table& root, const DoctorOptions& o, std::vector<Che
     }
   }
   if (!unpacks_to_us) {
-    out.push_back(Warn("containerd config: transfer service",
-                       "no unpack_config names the slipstream snapshotter: pulls through the "
-                       "transfer service unpack elsewhere",
-                       absl::StrCat("add [[plugins.\"", kTransfer2,
-                                    "\".unpack_config]] with platform = \"linux/amd64\" and "
-                                    "snapshotter = \"",
-                                    o.plugin_name, "\"")));
+    // Fatal only where CRI itself pulls through the transfer service.
+    const bool fatal = transfer_capable && !local_pull;
+    const std::string detail = "no unpack_config names the slipstream snapshotter: pulls through "
+                               "the transfer service unpack elsewhere";
+    const std::string fix = absl::StrCat("add [[plugins.\"", kTransfer2,
+                                         "\".unpack_config]] with platform = \"linux/amd64\" and "
+                                         "snapshotter = \"",
+                                         o.plugin_name, "\"");
+    out.push_back(fatal ? Fail("containerd config: transfer service", detail, fix)
+                        : Warn("containerd config: transfer service", detail, fix));
   } else {
     out.push_back(Ok("containerd config: transfer service", "unpacks into slipstream"));
   }
@@ -305,7 +322,7 @@ std::vector<CheckResult> CheckContainerdConfig(std::string_view text, const Doct
   }
   CheckProxy(root, o, v3, out);
   if (v3) {
-    CheckCriV3(root, o, out);
+    CheckCriV3(root, o, version, out);
   } else {
     CheckCriV2(root, o, version, out);
   }

@@ -45,7 +45,9 @@ ContainerdVersion ParseContainerdVersion(std::string_view version_output);
 // annotations enabled (`disable_snapshot_annotations = false`, which containerd 1.x defaults to
 // true and reads only under [plugins."io.containerd.grpc.v1.cri".containerd]); for config
 // version 3 (containerd 2.x) the images plugin, the transfer service's unpack_config and the
-// proxy's enable_remote_snapshot_annotations export. Pure: no I/O.
+// proxy's enable_remote_snapshot_annotations export. 2.0 needs disable_snapshot_annotations =
+// false; 2.1+ pulls through the transfer service without it (and with it set false, on CRI's
+// own path). Pure: no I/O.
 std::vector<CheckResult> CheckContainerdConfig(std::string_view toml_text,
                                                const DoctorOptions& options,
                                                ContainerdVersion version);

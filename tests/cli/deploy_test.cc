@@ -2,6 +2,7 @@
 // The files in deploy/ are what operators install: they must parse, hold the defaults they
 // claim, and pass `slipstream doctor`'s containerd config checks.
 #include <string>
+#include <vector>
 
 #include "cmd/cli/doctor.h"
 #include "cmd/daemon/config.h"
@@ -39,13 +40,37 @@ TEST(DeployTest, ContainerdSnippetsPassTheDoctor) {
     cli::ContainerdVersion version;
   };
   for (const Case& c : {Case{"containerd/config-1.6.toml", {1, 6}},
-                        Case{"containerd/config-1.6.toml", {1, 7}},
-                        Case{"containerd/config-2.x.toml", {2, 1}}}) {
+                        Case{"containerd/config-1.7.toml", {1, 7}},
+                        Case{"containerd/config-2.x.toml", {2, 1}},
+                        Case{"containerd/config-2.x.toml", {2, 2}}}) {
     SCOPED_TRACE(c.file);
     auto results = cli::CheckContainerdConfig(Deploy(c.file), o, c.version);
     ASSERT_GE(results.size(), 4u);
     for (const cli::CheckResult& r : results) {
       EXPECT_EQ(r.level, cli::CheckLevel::kOk) << r.name << ": " << r.detail;
+    }
+  }
+}
+
+// config-2.x.toml targets 2.1+'s transfer-service pulls; 2.0 needs its commented-out
+// disable_snapshot_annotations line, as the file says.
+TEST(DeployTest, Containerd20NeedsTheCommentedAnnotationsLine) {
+  std::string text = Deploy("containerd/config-2.x.toml");
+  auto annotations = [](const std::vector<cli::CheckResult>& results) {
+    for (const cli::CheckResult& r : results) {
+      if (r.name == "containerd config: snapshot annotations") return r.level;
+    }
+    return cli::CheckLevel::kWarn;
+  };
+  EXPECT_EQ(annotations(cli::CheckContainerdConfig(text, {}, {2, 0})), cli::CheckLevel::kFail);
+  const std::string commented = "# disable_snapshot_annotations = false";
+  const size_t at = text.find(commented);
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, commented.size(), "disable_snapshot_annotations = false");
+  for (cli::ContainerdVersion v : {cli::ContainerdVersion{2, 0}, cli::ContainerdVersion{2, 1}}) {
+    auto results = cli::CheckContainerdConfig(text, {}, v);
+    for (const cli::CheckResult& r : results) {
+      EXPECT_EQ(r.level, cli::CheckLevel::kOk) << v.minor << " " << r.name << ": " << r.detail;
     }
   }
 }

@@ -118,6 +118,30 @@ TEST(DoctorTest, AnnotationsSettingAtTheWrongLevelOrMissingFails) {
   EXPECT_EQ(LevelOf(r, "containerd config: snapshot annotations"), CheckLevel::kFail);
 }
 
+TEST(DoctorTest, Containerd21PullsThroughTheTransferService) {
+  // Without disable_snapshot_annotations, 2.1+ CRI pulls through the transfer service: fine
+  // with the proxy export and an unpack_config naming slipstream; 2.0 sends no labels then.
+  std::string transfer = kGoodV3;
+  transfer.erase(transfer.find("  disable_snapshot_annotations = false\n"),
+                 std::strlen("  disable_snapshot_annotations = false\n"));
+  auto r = CheckContainerdConfig(transfer, {}, {2, 1});
+  for (const CheckResult& c : r) EXPECT_EQ(c.level, CheckLevel::kOk) << Describe(r);
+  r = CheckContainerdConfig(transfer, {}, {2, 0});
+  EXPECT_EQ(LevelOf(r, "containerd config: snapshot annotations"), CheckLevel::kFail)
+      << Describe(r);
+
+  // The transfer path without an unpack_config for slipstream unpacks elsewhere: a failure on
+  // 2.1, only a warning where CRI pulls on its own path.
+  std::string no_unpack = transfer.substr(0, transfer.find("[[plugins"));
+  r = CheckContainerdConfig(no_unpack, {}, {2, 1});
+  EXPECT_EQ(LevelOf(r, "containerd config: transfer service"), CheckLevel::kFail) << Describe(r);
+  std::string local = kGoodV3;
+  local = local.substr(0, local.find("[[plugins"));
+  r = CheckContainerdConfig(local, {}, {2, 1});
+  EXPECT_EQ(LevelOf(r, "containerd config: transfer service"), CheckLevel::kWarn) << Describe(r);
+  EXPECT_EQ(LevelOf(r, "containerd config: snapshot annotations"), CheckLevel::kOk);
+}
+
 TEST(DoctorTest, CatchesProxyAndSnapshotterMistakes) {
   DoctorOptions o;
   o.address = "/elsewhere.sock";
