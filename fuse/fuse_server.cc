@@ -23,6 +23,10 @@ namespace {
 // issued by the kernel, so the kernel drops libfuse's answer to it with ENOENT, silently.
 constexpr uint64_t kPrimeUnique = 0x7ffffffffffffffeull;
 
+// FUSE_NOTIFY_RESEND (Linux 6.9, protocol 7.40): the kernel queues again every request that
+// was read from the connection but never answered. Debian 12's headers predate it.
+constexpr int32_t kFuseNotifyResend = 7;
+
 }  // namespace
 
 FuseServer::FuseServer(LayerFs* fs, std::string mountpoint, FuseServerOptions options)
@@ -77,7 +81,10 @@ absl::Status FuseServer::Start(UniqueFd fuse_fd, bool initialized) {
     return absl::InternalError(absl::StrCat("fuse_session_mount ", dev, " failed"));
   }
   fuse_fd_ = fuse_fd.Release();  // the session closes it
-  if (initialized) PrimeInit();
+  if (initialized) {
+    PrimeInit();
+    ResendUnanswered();
+  }
   {
     absl::MutexLock lock(&notifier_->mu);
     notifier_->session = session_;
@@ -124,6 +131,21 @@ void FuseServer::PrimeInit() {
   buf.mem = &message;
   buf.size = sizeof(message);
   fuse_session_process_buf(session_, &buf);
+}
+
+void FuseServer::ResendUnanswered() {
+  fuse_out_header notify;
+  std::memset(&notify, 0, sizeof(notify));
+  notify.len = sizeof(notify);
+  notify.error = kFuseNotifyResend;  // unique 0: a notification, its code in `error`
+  if (::write(fuse_fd_, &notify, sizeof(notify)) == static_cast<ssize_t>(sizeof(notify))) {
+    log::Info("FUSE requests of the previous server resent");
+    return;
+  }
+  // Older kernels answer EINVAL. Requests a killed server had read then never get an
+  // answer: their readers wait until they are killed (docs/lazy-fuse.md, "Restart").
+  log::Warn("the kernel cannot resend unanswered FUSE requests (needs Linux 6.9)",
+            {{"error", std::strerror(errno)}});
 }
 
 void FuseServer::Loop() {

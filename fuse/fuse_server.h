@@ -63,7 +63,9 @@ class FuseServer {
   // fuse_session_mount). `mountpoint` is where it is mounted (only used by Stop to unmount;
   // empty leaves unmounting to the owner of the mount). `initialized`: the connection already
   // went through FUSE_INIT with a previous server (a handover); the session is then primed
-  // with a synthetic INIT instead of waiting for one. Internal when libfuse refuses.
+  // with a synthetic INIT instead of waiting for one, and the kernel is asked to resend the
+  // requests the previous server read but never answered (a SIGKILLed daemon's in-flight
+  // reads; Linux 6.9+, logged otherwise). Internal when libfuse refuses.
   static absl::StatusOr<std::unique_ptr<FuseServer>> Serve(LayerFs* fs, UniqueFd fuse_fd,
                                                            const std::string& mountpoint,
                                                            FuseServerOptions options = {},
@@ -102,6 +104,9 @@ class FuseServer {
   absl::Status Start(UniqueFd fuse_fd, bool initialized);
   // Feeds libfuse a FUSE_INIT as the kernel would send it, for a handed-over connection.
   void PrimeInit();
+  // Has the kernel queue again the requests a previous server read but never answered
+  // (it was killed mid-request): FUSE_NOTIFY_RESEND. Before any thread reads.
+  void ResendUnanswered();
   void Loop();
   // Wakes and joins the threads; destroys the session (closing the connection).
   void Shutdown();
