@@ -43,6 +43,9 @@ absl::Status Status(const std::string& address, bool json, std::ostream& out) {
   out << "slipstreamd " << address << ": mode " << r.default_mode() << ", "
       << r.parallel_pulls_started() << " parallel pulls started";
   if (!r.fuse_mount().empty()) out << ", FUSE at " << r.fuse_mount();
+  if (!r.metrics_address().empty()) {
+    out << ", metrics at http://" << r.metrics_address() << "/metrics";
+  }
   out << "\n";
   if (r.lazy_layers().empty()) {
     if (!r.fuse_mount().empty()) out << "no lazy layers\n";

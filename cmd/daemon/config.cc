@@ -79,6 +79,60 @@ Setter Bytes(std::function<int64_t&(DaemonConfig&)> field) {
   };
 }
 
+Setter Bool(std::function<bool&(DaemonConfig&)> field) {
+  return [=](const toml::node& node, const std::string& key, DaemonConfig& c) {
+    auto v = node.value<bool>();
+    if (!node.is_boolean() || !v) return WrongType(key, "true or false");
+    field(c) = *v;
+    return absl::OkStatus();
+  };
+}
+
+Setter Duration(std::function<absl::Duration&(DaemonConfig&)> field) {
+  return [=](const toml::node& node, const std::string& key, DaemonConfig& c) {
+    auto v = node.value<std::string>();
+    absl::Duration d;
+    if (!node.is_string() || !v || !absl::ParseDuration(*v, &d) || d <= absl::ZeroDuration()) {
+      return WrongType(key, "a positive duration such as \"12h\" or \"90m\"");
+    }
+    field(c) = d;
+    return absl::OkStatus();
+  };
+}
+
+// `[[mode_rules]]`: an array of tables with the string keys registry, repository and mode.
+absl::Status ModeRules(const toml::node& node, const std::string& key, DaemonConfig& c) {
+  const toml::array* rules = node.as_array();
+  if (rules == nullptr) return WrongType(key, "an array of tables ([[mode_rules]])");
+  for (size_t i = 0; i < rules->size(); ++i) {
+    const std::string at = absl::StrCat(key, "[", i, "]");
+    const toml::table* table = rules->get(i)->as_table();
+    if (table == nullptr) return WrongType(at, "a table");
+    ModeRuleConfig rule;
+    for (auto&& [k, value] : *table) {
+      const std::string field = absl::StrCat(at, ".", AV(k.str()));
+      auto v = value.value<std::string>();
+      if (!value.is_string() || !v) return WrongType(field, "a string");
+      if (k.str() == "registry") {
+        rule.registry = *v;
+      } else if (k.str() == "repository") {
+        rule.repository = *v;
+      } else if (k.str() == "mode") {
+        if (*v != "parallel" && *v != "lazy" && *v != "containerd") {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "key ", field, ": \"", *v, "\" is not one of parallel, lazy, containerd"));
+        }
+        rule.mode = *v;
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat("unknown key ", field));
+      }
+    }
+    if (rule.mode.empty()) return absl::InvalidArgumentError(absl::StrCat("key ", at, ": no mode"));
+    c.mode_rules.push_back(std::move(rule));
+  }
+  return absl::OkStatus();
+}
+
 const std::map<std::string, Setter>& Setters() {
   static const auto* setters = new std::map<std::string, Setter>{
       {"root", String(&DaemonConfig::root)},
@@ -109,9 +163,25 @@ const std::map<std::string, Setter>& Setters() {
          return absl::OkStatus();
        }},
       {"lazy.mount_dir", String(&DaemonConfig::lazy_mount_dir)},
+      {"lazy.keep_mounts_on_exit",
+       Bool([](DaemonConfig& c) -> bool& { return c.lazy_keep_mounts_on_exit; })},
+      {"lazy.holder_socket", String(&DaemonConfig::lazy_holder_socket)},
       {"cache.size", Bytes([](DaemonConfig& c) -> int64_t& { return c.cache_size; })},
       {"registry.hosts_dir", String(&DaemonConfig::hosts_dir)},
       {"registry.docker_config", String(&DaemonConfig::docker_config)},
+      {"metrics.address", String(&DaemonConfig::metrics_address)},
+      {"cri.enable_image_service",
+       Bool([](DaemonConfig& c) -> bool& { return c.cri.enable_image_service; })},
+      {"cri.containerd_address",
+       [](const toml::node& node, const std::string& key, DaemonConfig& c) {
+         auto v = node.value<std::string>();
+         if (!node.is_string() || !v || v->empty()) return WrongType(key, "a socket path");
+         c.cri.containerd_address = *v;
+         return absl::OkStatus();
+       }},
+      {"cri.credential_ttl",
+       Duration([](DaemonConfig& c) -> absl::Duration& { return c.cri.credential_ttl; })},
+      {"mode_rules", ModeRules},
   };
   return *setters;
 }

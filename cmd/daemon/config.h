@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "common/log.h"
 
 namespace slipstream::daemon {
@@ -26,6 +28,24 @@ struct EngineConfig {
   bool use_soci_index = false;
 };
 
+// The CRI ImageService proxy (plugin/cri_image_proxy.h).
+struct CriConfig {
+  // Serve runtime.v1.ImageService on the daemon's socket (kubelet's imageServiceEndpoint).
+  // Also starts lazy mode, which a pod may ask for.
+  bool enable_image_service = false;
+  // containerd's CRI socket, where every image call is forwarded.
+  std::string containerd_address = "/run/containerd/containerd.sock";
+  // Lifetime of registry credentials taken from PullImage requests (kept in memory only).
+  absl::Duration credential_ttl = absl::Hours(12);
+};
+
+// One `[[mode_rules]]` entry: images whose registry and repository match the globs get `mode`.
+struct ModeRuleConfig {
+  std::string registry;    // glob, "" = any
+  std::string repository;  // glob, "" = any
+  std::string mode;        // parallel | lazy | containerd
+};
+
 // slipstreamd's configuration. Every field has a default, so an empty file (or none at all)
 // is a working configuration. Plain value type.
 //
@@ -42,11 +62,23 @@ struct EngineConfig {
 //   use_soci_index = false
 //   [lazy]
 //   mount_dir = ""                     # "" = <root>/fuse (lazy mode's FUSE mountpoint)
+//   keep_mounts_on_exit = true         # on SIGTERM leave the FUSE mount to the fd holder
+//   holder_socket = ""                 # "" = <root>/fuse-holder.sock (slipstream-fuse-holder)
 //   [cache]
 //   size = "10GiB"
 //   [registry]
 //   hosts_dir = "/etc/containerd/certs.d"
 //   docker_config = ""                 # "" = $DOCKER_CONFIG/config.json or ~/.docker/config.json
+//   [cri]                              # the CRI ImageService proxy (docs/cri-proxy.md)
+//   enable_image_service = false       # serve runtime.v1.ImageService on `address`
+//   containerd_address = "/run/containerd/containerd.sock"  # the CRI socket it forwards to
+//   credential_ttl = "12h"             # how long kubelet's pull credentials are kept (memory)
+//   [metrics]
+//   address = ""                       # "IPv4:PORT" for GET /metrics (docs/metrics.md); "" = off
+//   [[mode_rules]]                     # first match wins; below pod annotations
+//   registry = "*.dkr.ecr.*.amazonaws.com"   # glob; "" or absent = any
+//   repository = "ml/*"                # glob; `*` also matches '/'
+//   mode = "lazy"                      # parallel | lazy | containerd
 struct DaemonConfig {
   std::string root = "/var/lib/slipstream";
   std::string address = "/run/slipstream/slipstream.sock";
@@ -55,9 +87,19 @@ struct DaemonConfig {
   EngineConfig engine;
   // Where lazy mode mounts its FUSE filesystem; "" = <root>/fuse.
   std::string lazy_mount_dir;
+  // Leave the FUSE mount (kept alive by slipstream-fuse-holder) on a clean exit, so containers
+  // read on while slipstreamd restarts; false unmounts it (docs/lazy-fuse.md, "Restart").
+  bool lazy_keep_mounts_on_exit = true;
+  // The fd holder's socket; "" = <root>/fuse-holder.sock.
+  std::string lazy_holder_socket;
   int64_t cache_size = int64_t{10} << 30;
   std::string hosts_dir = "/etc/containerd/certs.d";
   std::string docker_config;
+  CriConfig cri;
+  // Where GET /metrics is served, "IPv4:PORT" (port 0 = any free port); "" = no endpoint.
+  std::string metrics_address;
+  // `[[mode_rules]]`, in file order.
+  std::vector<ModeRuleConfig> mode_rules;
 };
 
 // Parses TOML `text`; `source` names it in errors. InvalidArgument naming the file, the key

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "plugin/remote_pull_provider.h"
+#include "plugin/runtime_credentials.h"
 #include "plugin/service_server.h"
 #include "remote/credentials.h"
 #include "remote/registry_client.h"
@@ -21,12 +22,17 @@
 namespace slipstream::daemon {
 namespace {
 
-absl::StatusOr<std::unique_ptr<remote::RegistryClient>> MakeClient(const DaemonConfig& config) {
+// Credentials kubelet gave in CRI pulls come first, then the docker config on disk.
+absl::StatusOr<std::unique_ptr<remote::RegistryClient>> MakeClient(
+    const DaemonConfig& config, std::shared_ptr<plugin::RuntimeCredentials> runtime_credentials) {
   remote::RegistryClientOptions client_opts;
   client_opts.hosts_dir = config.hosts_dir;
-  client_opts.credentials = std::make_shared<remote::DockerConfigCredentials>(
+  std::vector<std::unique_ptr<remote::CredentialStore>> chain;
+  chain.push_back(std::make_unique<plugin::SharedCredentials>(std::move(runtime_credentials)));
+  chain.push_back(std::make_unique<remote::DockerConfigCredentials>(
       config.docker_config.empty() ? remote::DockerConfigCredentials::DefaultPath()
-                                   : config.docker_config);
+                                   : config.docker_config));
+  client_opts.credentials = std::make_shared<remote::ChainedCredentials>(std::move(chain));
   auto client = remote::RegistryClient::Create(std::move(client_opts));
   if (!client.ok()) return Annotate(client.status(), "create registry client");
   return client;
@@ -43,16 +49,31 @@ plugin::RemotePullOptions ParallelOptions(const DaemonConfig& config) {
   return opts;
 }
 
+// The mode selector of the config: default_mode and [[mode_rules]] (already validated).
+absl::StatusOr<std::unique_ptr<plugin::ModeSelector>> MakeModeSelector(const DaemonConfig& config) {
+  SS_ASSIGN_OR_RETURN(plugin::PullMode mode, plugin::ParsePullMode(config.default_mode));
+  std::vector<plugin::ModeRule> rules;
+  for (const ModeRuleConfig& r : config.mode_rules) {
+    SS_ASSIGN_OR_RETURN(plugin::PullMode rule_mode, plugin::ParsePullMode(r.mode));
+    rules.push_back({.registry = r.registry, .repository = r.repository, .mode = rule_mode});
+  }
+  return std::make_unique<plugin::ModeSelector>(mode, std::move(rules));
+}
+
+// Whether some image may get `mode`: the default, a rule, or (with the image service) a pod.
+bool ModeReachable(const DaemonConfig& config, const std::string& mode) {
+  if (config.default_mode == mode || config.cri.enable_image_service) return true;
+  for (const ModeRuleConfig& r : config.mode_rules) {
+    if (r.mode == mode) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::Status Daemon::StartLazy() {
   const std::string mount_dir =
       config_.lazy_mount_dir.empty() ? absl::StrCat(config_.root, "/fuse") : config_.lazy_mount_dir;
-  // A crashed run leaves its FUSE mount behind (ENOTCONN on every access): detach it first.
-  if (::umount2(mount_dir.c_str(), MNT_DETACH) == 0) {
-    log::Warn("stale FUSE mount detached", {{"mountpoint", mount_dir}});
-  }
-  SS_RETURN_IF_ERROR(MakeDirs(mount_dir));
   // Layer bytes read lazily stay on disk, so a restart (or another image sharing the layer)
   // does not fetch them again.
   auto cache = remote::ChunkCache::Open(
@@ -60,9 +81,6 @@ absl::Status Daemon::StartLazy() {
   if (!cache.ok()) return Annotate(cache.status(), "open chunk cache");
   chunk_cache_ = *std::move(cache);
   layer_fs_ = std::make_unique<fuse::LayerFs>();
-  auto server = fuse::FuseServer::Mount(layer_fs_.get(), mount_dir);
-  if (!server.ok()) return Annotate(server.status(), absl::StrCat("mount FUSE at ", mount_dir));
-  fuse_server_ = *std::move(server);
   plugin::LazyPullOptions opts;
   opts.mount_dir = mount_dir;
   opts.chunk_cache = chunk_cache_.get();
@@ -73,6 +91,16 @@ absl::Status Daemon::StartLazy() {
     // Those snapshots read as empty until removed; the daemon still serves new pulls.
     log::Warn("lazy layers not restored", {{"error", restored.status().ToString()}});
   }
+  // After Restore: a connection kept across a restart is served at once, and its requests
+  // name the restored layers' inodes. The fd holder keeps it alive while no daemon runs.
+  fuse::DurableMountOptions mount;
+  mount.mountpoint = mount_dir;
+  mount.holder = {.socket_path = config_.lazy_holder_socket.empty()
+                                     ? absl::StrCat(config_.root, "/fuse-holder.sock")
+                                     : config_.lazy_holder_socket,
+                  .log_path = absl::StrCat(config_.root, "/fuse-holder.log")};
+  mount.keep_mount_on_exit = config_.lazy_keep_mounts_on_exit;
+  SS_ASSIGN_OR_RETURN(fuse_mount_, fuse::DurableMount::Open(layer_fs_.get(), std::move(mount)));
   return absl::OkStatus();
 }
 
@@ -81,29 +109,55 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
   auto sn = plugin::OverlaySnapshotter::Open(config.root);
   if (!sn.ok()) return Annotate(sn.status(), absl::StrCat("open snapshotter root ", config.root));
   d->snapshotter_ = std::move(*sn);
-  SS_ASSIGN_OR_RETURN(plugin::PullMode mode, plugin::ParsePullMode(config.default_mode));
-  // CRI pulls go through the parallel engine (directly or behind lazy mode) unless the config
-  // leaves them to containerd.
-  if (mode != plugin::PullMode::kContainerd) {
-    SS_ASSIGN_OR_RETURN(d->client_, MakeClient(config));
+  SS_ASSIGN_OR_RETURN(d->modes_, MakeModeSelector(config));
+  d->runtime_credentials_ = std::make_shared<plugin::RuntimeCredentials>(config.cri.credential_ttl);
+  // CRI pulls go through the parallel engine (directly or behind lazy mode) unless every
+  // image is left to containerd.
+  const bool lazy = ModeReachable(config, "lazy");
+  if (lazy || ModeReachable(config, "parallel")) {
+    SS_ASSIGN_OR_RETURN(d->client_, MakeClient(config, d->runtime_credentials_));
     d->parallel_ = std::make_unique<plugin::RemotePullProvider>(
         d->snapshotter_.get(), d->client_.get(), ParallelOptions(config));
   }
-  if (mode == plugin::PullMode::kLazy) SS_RETURN_IF_ERROR(d->StartLazy());
+  if (lazy) SS_RETURN_IF_ERROR(d->StartLazy());
   d->remote_ = std::make_unique<plugin::ModeRouter>(
-      mode, plugin::ModeRouter::Providers{.parallel = d->parallel_.get(), .lazy = d->lazy_.get()});
+      d->modes_.get(),
+      plugin::ModeRouter::Providers{.parallel = d->parallel_.get(), .lazy = d->lazy_.get()});
   d->service_ = std::make_unique<plugin::SnapshotsService>(d->snapshotter_.get(), d->remote_.get());
+  std::vector<grpc::Service*> services = {d->service_.get()};
+  if (config.cri.enable_image_service) {
+    auto upstream = plugin::CriImageProxy::Dial(config.cri.containerd_address);
+    if (!upstream.ok()) return Annotate(upstream.status(), "cri.containerd_address");
+    d->cri_proxy_ = std::make_unique<plugin::CriImageProxy>(
+        *std::move(upstream), config.cri.containerd_address, d->modes_.get(),
+        d->runtime_credentials_.get());
+    services.push_back(d->cri_proxy_.get());
+  }
+  if (!config.metrics_address.empty()) {
+    SS_ASSIGN_OR_RETURN(d->metrics_,
+                        MetricsEndpoint::Start(config.metrics_address, d->layer_fs_.get()));
+  }
   Daemon* raw = d.get();
   d->status_ = std::make_unique<StatusService>([raw] {
-    return BuildStatus(raw->config_.default_mode, raw->parallel_.get(), raw->layer_fs_.get(),
-                       raw->fuse_server_ != nullptr ? raw->fuse_server_->mountpoint() : "");
+    slipstream::v1::GetStatusResponse r =
+        BuildStatus(raw->config_.default_mode, raw->parallel_.get(), raw->layer_fs_.get(),
+                    raw->fuse_mount_ != nullptr ? raw->fuse_mount_->mountpoint() : "");
+    if (raw->metrics_ != nullptr) r.set_metrics_address(raw->metrics_->address());
+    return r;
   });
-  auto server = plugin::StartUnixServer(config.address, {d->service_.get(), d->status_.get()});
+  services.push_back(d->status_.get());
+  auto server = plugin::StartUnixServer(config.address, services);
   if (!server.ok()) return Annotate(server.status(), "start grpc server");
   d->server_ = std::move(*server);
   log::Info("slipstreamd serving", {{"address", config.address},
                                     {"root", config.root},
-                                    {"default_mode", config.default_mode}});
+                                    {"default_mode", config.default_mode},
+                                    {"metrics", d->metrics_ != nullptr ? d->metrics_->address()
+                                                                       : "off"},
+                                    {"mode_rules", config.mode_rules.size()},
+                                    {"cri_image_service", config.cri.enable_image_service
+                                                              ? config.cri.containerd_address
+                                                              : "off"}});
   return d;
 }
 
@@ -118,8 +172,10 @@ void Daemon::Shutdown() {
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   server_.reset();
   ::unlink(config_.address.c_str());
+  metrics_.reset();  // its gauges read the LayerFs
   // After the gRPC server: no Prepare can add a layer any more.
-  if (fuse_server_ != nullptr) fuse_server_->Stop();
+  // Unmounts, or (lazy.keep_mounts_on_exit) leaves the mount to the fd holder.
+  if (fuse_mount_ != nullptr) fuse_mount_->Close();
   log::Info("slipstreamd stopped", {{"address", config_.address}});
 }
 

@@ -8,12 +8,16 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "cmd/daemon/config.h"
+#include "cmd/daemon/metrics_endpoint.h"
 #include "cmd/daemon/status_service.h"
-#include "fuse/fuse_server.h"
+#include "fuse/durable_mount.h"
 #include "fuse/layer_fs.h"
+#include "plugin/cri_image_proxy.h"
 #include "plugin/lazy_pull_provider.h"
 #include "plugin/mode_router.h"
+#include "plugin/mode_selector.h"
 #include "plugin/remote_pull_provider.h"
+#include "plugin/runtime_credentials.h"
 #include "plugin/service_snapshots.h"
 #include "plugin/snapshot_overlay.h"
 #include "plugin/snapshot_remote.h"
@@ -24,10 +28,14 @@ namespace slipstream::daemon {
 // A running slipstreamd: the snapshotter on `config.root` served over gRPC on the unix socket
 // `config.address`. Owns the snapshotter, the remote-layer providers behind CRI-labelled
 // Prepares (the parallel pull engine; with default_mode = "lazy" also the lazy provider, its
-// LayerFs and the FUSE server mounted at <root>/fuse or lazy.mount_dir; none with
+// LayerFs and the FUSE server mounted at <root>/fuse or lazy.mount_dir (its
+// connection kept by slipstream-fuse-holder across restarts, see fuse/durable_mount.h); none with
 // default_mode = "containerd"), lazy mode's chunk cache of layer bytes (<root>/cache, bounded by
 // cache.size), the mode router choosing between them, the service and the
-// gRPC server; destroying it shuts everything down.
+// gRPC server; with cri.enable_image_service also the CRI ImageService proxy on the same
+// socket, which records pods' pull modes and kubelet's registry credentials (first in the
+// registry client's credential chain); with metrics.address the Prometheus endpoint.
+// Destroying it shuts everything down.
 // Start/Shutdown from one thread; the served RPCs run on gRPC's threads.
 class Daemon {
  public:
@@ -39,7 +47,8 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
 
   // Stops accepting calls, lets in-flight calls finish (bounded by a few seconds), removes the
-  // socket, then unmounts the lazy FUSE filesystem. Idempotent.
+  // socket, then unmounts the lazy FUSE filesystem (or, with lazy.keep_mounts_on_exit and the fd
+  // holder, leaves it mounted for the next slipstreamd). Idempotent.
   void Shutdown();
 
   plugin::OverlaySnapshotter& snapshotter() { return *snapshotter_; }
@@ -58,15 +67,21 @@ class Daemon {
   // Destroyed in reverse order: the server before the providers, they before the FUSE server
   // and the LayerFs, all of them before the client and the snapshotter.
   std::unique_ptr<plugin::OverlaySnapshotter> snapshotter_;
+  std::unique_ptr<plugin::ModeSelector> modes_;  // default_mode, [[mode_rules]], pod choices
+  // Credentials from CRI pulls; shared with client_'s credential chain.
+  std::shared_ptr<plugin::RuntimeCredentials> runtime_credentials_;
   std::unique_ptr<remote::RegistryClient> client_;
   std::unique_ptr<remote::ChunkCache> chunk_cache_;  // lazy mode: <root>/cache, cache.size
   std::unique_ptr<fuse::LayerFs> layer_fs_;
-  std::unique_ptr<fuse::FuseServer> fuse_server_;
+  // Lazy mode's FUSE mount, kept across restarts by the fd holder (lazy.keep_mounts_on_exit).
+  std::unique_ptr<fuse::DurableMount> fuse_mount_;
   std::unique_ptr<plugin::RemotePullProvider> parallel_;
   std::unique_ptr<plugin::LazyPullProvider> lazy_;
   std::unique_ptr<plugin::ModeRouter> remote_;
   std::unique_ptr<plugin::SnapshotsService> service_;
+  std::unique_ptr<plugin::CriImageProxy> cri_proxy_;  // cri.enable_image_service
   std::unique_ptr<StatusService> status_;  // slipstream.v1.Status (`slipstream status`)
+  std::unique_ptr<MetricsEndpoint> metrics_;  // GET /metrics, with metrics.address
   std::unique_ptr<grpc::Server> server_;
 };
 

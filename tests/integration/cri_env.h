@@ -15,17 +15,24 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/fd.h"
 #include "common/subprocess.h"
 #include "common/temp_dir.h"
+#include "fuse/durable_mount.h"
 #include "gtest/gtest.h"
 #include "plugin/remote_pull_provider.h"
 #include "remote/reference.h"
 #include "remote/registry_client.h"
+#include "nlohmann/json.hpp"
 #include "testkit/image_builder.h"
+#include "testkit/net_fetch.h"
+#include "testkit/prometheus_text.h"
 #include "testkit/registry_fixture.h"
 
 namespace slipstream::it {
@@ -43,12 +50,134 @@ inline bool Exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+// The containerd releases the CRI tests run: bookworm's 1.6 from /usr/bin, and the Debian
+// .debs of 1.7 (trixie) and 2.1 (sid) that scripts/fetch-containerd.sh unpacks under
+// /opt/slipstream-compat (or $SLIPSTREAM_COMPAT_DIR).
+enum class ContainerdVersion {
+  k1_6,
+  k1_7,
+  k2_1,          // CRI pulls through the transfer service (deploy config as shipped)
+  k2_1LocalPull  // 2.1 with disable_snapshot_annotations = false: CRI's own pull path, as 2.0
+};
+
+// Where a release's binaries are and which deploy/containerd file configures it.
+struct ContainerdRelease {
+  std::string name;      // "1.6", "2.1 (local pull)": for messages and test names
+  std::string bin_dir;   // holds containerd, ctr and containerd-shim-runc-v2
+  std::string config;    // the template, relative to deploy/containerd/
+  bool config_v3 = false;
+};
+
+inline ContainerdRelease ReleaseOf(ContainerdVersion v) {
+  const char* env = getenv("SLIPSTREAM_COMPAT_DIR");
+  const std::string compat = env != nullptr ? env : "/opt/slipstream-compat";
+  switch (v) {
+    case ContainerdVersion::k1_6:
+      return {"1.6", "/usr/bin", "config-1.6.toml", false};
+    case ContainerdVersion::k1_7:
+      return {"1.7", compat + "/containerd-1.7/usr/bin", "config-1.7.toml", false};
+    case ContainerdVersion::k2_1:
+      return {"2.1", compat + "/containerd-2.1/usr/bin", "config-2.x.toml", true};
+    case ContainerdVersion::k2_1LocalPull:
+      return {"2.1 (local pull)", compat + "/containerd-2.1/usr/bin", "config-2.x.toml", true};
+  }
+  return {};
+}
+
+// The test's replacements for what the deploy configs point at on a node.
+struct ContainerdTestPaths {
+  std::string root, state, grpc_socket, ttrpc_socket, opt_dir;
+  std::string slipstream_socket;  // replaces /run/slipstream/slipstream.sock
+  std::string hosts_dir;          // replaces /etc/containerd/certs.d
+  std::string cni_conf_dir;
+  std::string sandbox_image;
+};
+
+// Puts `lines` at the top of TOML table `table` (its name as written in a header, without
+// brackets): after the table's header when `text` has one, else in a new table at the end
+// (valid TOML even when sub-tables of it come earlier).
+inline std::string AddToTable(const std::string& text, const std::string& table,
+                              const std::string& lines) {
+  const std::string header = absl::StrCat("[", table, "]\n");
+  size_t at = text.starts_with(header) ? 0 : text.find("\n" + header);
+  if (at == std::string::npos) return absl::StrCat(text, "\n", header, lines);
+  at = text.find('\n', at + (at == 0 ? 0 : 1)) + 1;
+  return absl::StrCat(text.substr(0, at), lines, text.substr(at));
+}
+
+// Renders deploy/containerd/<release.config> (`template_text`) for a test: the production
+// paths become `p`'s, and what only a test needs is added (its own root, state and sockets,
+// the sandbox image, CNI dirs, restrict_oom_score_adj, a stream server on port 0, NRI off so
+// that no fixed socket is shared). InvalidArgument when a production path survives, so a test
+// never touches the node's containerd or slipstreamd.
+inline absl::StatusOr<std::string> RenderContainerdConfig(ContainerdVersion v,
+                                                          const std::string& template_text,
+                                                          const ContainerdTestPaths& p) {
+  const ContainerdRelease release = ReleaseOf(v);
+  std::string text =
+      absl::StrReplaceAll(template_text, {{"/run/slipstream/slipstream.sock", p.slipstream_socket},
+                                          {"/etc/containerd/certs.d", p.hosts_dir}});
+  if (v == ContainerdVersion::k2_1LocalPull) {
+    const std::string commented = "  # disable_snapshot_annotations = false\n";
+    size_t at = text.find(commented);
+    if (at == std::string::npos) {
+      return absl::InvalidArgumentError(
+          "config-2.x.toml lost its commented disable_snapshot_annotations line");
+    }
+    text.replace(at, commented.size(), "  disable_snapshot_annotations = false\n");
+  }
+  // A value (a quoted string) starting at a node path; comments may name them.
+  for (const char* production : {"/run/slipstream", "/etc/containerd", "/var/lib/containerd",
+                                 "/run/containerd"}) {
+    if (absl::StrContains(text, absl::StrCat("\"", production))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          release.config, " has a path under ", production, " the test does not replace"));
+    }
+  }
+  // Top-level keys go first: before any table.
+  text = absl::StrCat("root = \"", p.root, "\"\nstate = \"", p.state, "\"\n", text);
+  text = AddToTable(text, "grpc", absl::StrCat("  address = \"", p.grpc_socket, "\"\n"));
+  text = AddToTable(text, "ttrpc", absl::StrCat("  address = \"", p.ttrpc_socket, "\"\n"));
+  text = AddToTable(text, "plugins.\"io.containerd.internal.v1.opt\"",
+                    absl::StrCat("  path = \"", p.opt_dir, "\"\n"));
+  const std::string cri = "plugins.\"io.containerd.grpc.v1.cri\"";
+  // Port 0: no fixed port, so several containerds can run at once.
+  const std::string stream =
+      "  stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n";
+  if (!release.config_v3) {
+    text = AddToTable(text, cri,
+                      absl::StrCat("  sandbox_image = \"", p.sandbox_image, "\"\n",
+                                   "  restrict_oom_score_adj = true\n", stream));
+    text = AddToTable(text, cri + ".cni",
+                      absl::StrCat("  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"", p.cni_conf_dir,
+                                   "\"\n"));
+  } else {
+    const std::string runtime = "plugins.\"io.containerd.cri.v1.runtime\"";
+    text = AddToTable(text, cri, stream);
+    text = AddToTable(text, "plugins.\"io.containerd.cri.v1.images\".pinned_images",
+                      absl::StrCat("  sandbox = \"", p.sandbox_image, "\"\n"));
+    text = AddToTable(text, runtime, "  restrict_oom_score_adj = true\n");
+    // 2.1 deprecates bin_dir for a list.
+    text = AddToTable(text, runtime + ".cni",
+                      absl::StrCat("  bin_dirs = [\"/usr/lib/cni\"]\n  conf_dir = \"",
+                                   p.cni_conf_dir, "\"\n"));
+    text = AddToTable(text, "plugins.\"io.containerd.nri.v1.nri\"", "  disable = true\n");
+  }
+  return text;
+}
+
 class CriIntegrationTest : public ::testing::Test {
  protected:
   // `tmp_prefix` names the test's temp dir; `slipstreamd_config` is TOML put before the
   // [registry] table of slipstreamd's config (e.g. `default_mode = "lazy"`).
-  CriIntegrationTest(std::string tmp_prefix, std::string slipstreamd_config)
-      : tmp_prefix_(std::move(tmp_prefix)), slipstreamd_config_(std::move(slipstreamd_config)) {}
+  // `version` chooses containerd's binaries and deploy config (bookworm's 1.6 by default).
+  CriIntegrationTest(std::string tmp_prefix, std::string slipstreamd_config,
+                     ContainerdVersion version = ContainerdVersion::k1_6)
+      : tmp_prefix_(std::move(tmp_prefix)),
+        slipstreamd_config_(std::move(slipstreamd_config)),
+        version_(version),
+        release_(ReleaseOf(version)),
+        ctr_(release_.bin_dir + "/ctr") {}
 
   // Pushes the image under test (sets ref_ and image_), before the daemons start.
   virtual void PushImages() = 0;
@@ -77,6 +206,10 @@ class CriIntegrationTest : public ::testing::Test {
   void TearDown() override {
     if (containerd_) containerd_->Stop();
     if (slipstreamd_) slipstreamd_->Stop();
+    // Lazy mode leaves its FUSE mount to slipstream-fuse-holder on exit: take both down.
+    if (tmp_) {
+      (void)fuse::TearDownKeptMount(slip_root_ + "/fuse", slip_root_ + "/fuse-holder.sock");
+    }
     // SLIPSTREAM_IT_LOGS=1 shows the daemons' logs of a passing run too.
     if (HasFailure() || getenv("SLIPSTREAM_IT_LOGS") != nullptr) {
       std::cerr << "--- slipstreamd log\n" << Tail(tmp_->Join("slipstreamd.log"))
@@ -144,15 +277,39 @@ class CriIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(MakeDirs(pause + "/etc").ok());
     ASSERT_TRUE(WriteFileAtomic(pause + "/etc/pause", "pause image\n").ok());
     pause_ref_ = absl::StrCat(registry_->host(), "/slipstream/pause:1");
-    testkit::BuiltImage built =
+    pause_image_ =
         Push({pause}, {"/bin/sleep", "2147483647"}, {}, pause_ref_, tmp_->Join("pause-layout"));
-    ASSERT_EQ(built.layers.size(), 1u);
+    ASSERT_EQ(pause_image_.layers.size(), 1u);
+  }
+
+  // Scrapes slipstreamd's /metrics (its address from `slipstream status --json`) and parses
+  // it strictly; fails the test when either step fails.
+  testkit::PrometheusScrape Scrape() {
+    auto status = RunSubprocess({SLIPSTREAM_CLI_PATH, "status", "--address", slip_socket_,
+                                 "--json"},
+                                {.timeout = absl::Seconds(30)});
+    EXPECT_TRUE(status.ok() && status->exit_code == 0)
+        << (status.ok() ? status->stderr_data : status.status().ToString());
+    if (!status.ok()) return {};
+    auto doc = nlohmann::json::parse(status->stdout_data, nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(doc.is_object() && doc.contains("metricsAddress")) << status->stdout_data;
+    if (!doc.is_object() || !doc.contains("metricsAddress")) return {};
+    auto got = testkit::Fetch(absl::StrCat("http://", doc["metricsAddress"].get<std::string>(),
+                                           "/metrics"));
+    EXPECT_TRUE(got.ok() && got->ok() && got->status == 200);
+    if (!got.ok()) return {};
+    auto scrape = testkit::ParsePrometheusText(got->body);
+    EXPECT_TRUE(scrape.ok()) << scrape.status() << "\n" << got->body;
+    return scrape.ok() ? *std::move(scrape) : testkit::PrometheusScrape{};
   }
 
   void StartSlipstreamd() {
     std::string config = tmp_->Join("slipstreamd.toml");
-    ASSERT_TRUE(WriteFileAtomic(config, absl::StrCat(slipstreamd_config_, "[registry]\nhosts_dir = \"",
-                                                     hosts_dir_, "\"\n"))
+    // Every CRI test's slipstreamd serves /metrics on a free port (see Scrape()).
+    ASSERT_TRUE(WriteFileAtomic(config, absl::StrCat(slipstreamd_config_,
+                                                     "[metrics]\naddress = \"127.0.0.1:0\"\n",
+                                                     "[registry]\nhosts_dir = \"", hosts_dir_,
+                                                     "\"\n"))
                     .ok());
     auto child = ChildProcess::Start({SLIPSTREAMD_PATH, "--config", config, "--root", slip_root_,
                                       "--address", slip_socket_, "--log-level", "debug"},
@@ -176,7 +333,7 @@ class CriIntegrationTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(StartSlipstreamd());
     absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (true) {
-      auto r = RunSubprocess({"ctr", "-a", containerd_socket_, "-n", "k8s.io", "snapshots",
+      auto r = RunSubprocess({ctr_, "-a", containerd_socket_, "-n", "k8s.io", "snapshots",
                               "--snapshotter", "slipstream", "ls"},
                              {.timeout = absl::Seconds(30)});
       ASSERT_TRUE(r.ok()) << r.status();
@@ -186,37 +343,36 @@ class CriIntegrationTest : public ::testing::Test {
     }
   }
 
+  // Starts the release's containerd on deploy/containerd/<its config>, rendered with the
+  // test's paths (RenderContainerdConfig), and waits until its CRI plugin answers.
   void StartContainerd() {
+    const std::string binary = release_.bin_dir + "/containerd";
+    ASSERT_TRUE(Exists(binary)) << "containerd " << release_.name << " is missing (" << binary
+                                << "): run scripts/setup.sh";
     std::string cni_conf = tmp_->Join("cni");
     ASSERT_TRUE(MakeDirs(cni_conf).ok());
-    std::string cri = "[plugins.\"io.containerd.grpc.v1.cri\"";
-    std::string text = absl::StrCat(
-        "version = 2\n",
-        "root = \"", tmp_->Join("containerd-root"), "\"\n",
-        "state = \"", tmp_->Join("containerd-state"), "\"\n",
-        "[grpc]\n  address = \"", containerd_socket_, "\"\n",
-        "[ttrpc]\n  address = \"", tmp_->Join("run/containerd.sock.ttrpc"), "\"\n",
-        "[proxy_plugins]\n  [proxy_plugins.slipstream]\n    type = \"snapshot\"\n",
-        "    address = \"", slip_socket_, "\"\n",
-        cri, "]\n",
-        "  sandbox_image = \"", pause_ref_, "\"\n",
-        "  restrict_oom_score_adj = true\n",
-        // Port 0: no fixed port, so several containerds can run at once.
-        "  stream_server_address = \"127.0.0.1\"\n",
-        "  stream_server_port = \"0\"\n",
-        cri, ".containerd]\n",
-        "    snapshotter = \"slipstream\"\n",
-        // In 1.6 this key lives in the .containerd table (ignored silently elsewhere).
-        "    disable_snapshot_annotations = false\n",
-        cri, ".cni]\n",
-        "    bin_dir = \"/usr/lib/cni\"\n",
-        "    conf_dir = \"", cni_conf, "\"\n",
-        cri, ".registry]\n",
-        "    config_path = \"", hosts_dir_, "\"\n");
+    auto template_text = ReadFileToString(
+        absl::StrCat(SLIPSTREAM_SOURCE_DIR, "/deploy/containerd/", release_.config), 1 << 20);
+    ASSERT_TRUE(template_text.ok()) << template_text.status();
+    auto text = RenderContainerdConfig(
+        version_, *template_text,
+        {.root = tmp_->Join("containerd-root"),
+         .state = tmp_->Join("containerd-state"),
+         .grpc_socket = containerd_socket_,
+         .ttrpc_socket = tmp_->Join("run/containerd.sock.ttrpc"),
+         .opt_dir = tmp_->Join("containerd-opt"),
+         .slipstream_socket = slip_socket_,
+         .hosts_dir = hosts_dir_,
+         .cni_conf_dir = cni_conf,
+         .sandbox_image = pause_ref_});
+    ASSERT_TRUE(text.ok()) << text.status();
     std::string config = tmp_->Join("containerd.toml");
-    ASSERT_TRUE(WriteFileAtomic(config, text).ok());
-    auto child = ChildProcess::Start({"containerd", "--config", config, "--log-level", "debug"},
-                                     tmp_->Join("containerd.log"));
+    ASSERT_TRUE(WriteFileAtomic(config, *text).ok());
+    // The release's own shim (containerd-shim-runc-v2) is found through PATH.
+    const char* path = getenv("PATH");
+    auto child = ChildProcess::Start(
+        {binary, "--config", config, "--log-level", "debug"}, tmp_->Join("containerd.log"),
+        {{"PATH", absl::StrCat(release_.bin_dir, ":", path != nullptr ? path : "/usr/bin:/bin")}});
     ASSERT_TRUE(child.ok()) << child.status();
     containerd_ = std::make_unique<ChildProcess>(std::move(*child));
     // Ready when the CRI plugin answers, not just containerd's own API.
@@ -250,7 +406,7 @@ class CriIntegrationTest : public ::testing::Test {
 
   // Runs `ctr -a SOCK -n k8s.io ARGS...`; returns stdout, failing the test on a non-zero exit.
   std::string Ctr(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"ctr", "-a", containerd_socket_, "-n", "k8s.io"};
+    std::vector<std::string> argv = {ctr_, "-a", containerd_socket_, "-n", "k8s.io"};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = RunSubprocess(argv, {.timeout = absl::Seconds(180)});
     EXPECT_TRUE(r.ok()) << r.status();
@@ -285,10 +441,14 @@ class CriIntegrationTest : public ::testing::Test {
   }
 
   const std::string tmp_prefix_;
-  const std::string slipstreamd_config_;  // TOML lines before [registry]
+  std::string slipstreamd_config_;  // TOML lines before [registry]; PushImages() may add to it
+  const ContainerdVersion version_;
+  const ContainerdRelease release_;
+  const std::string ctr_;  // the release's own ctr
   std::unique_ptr<TempDir> tmp_;
   std::string slip_root_, slip_socket_, containerd_socket_, hosts_dir_, ref_, pause_ref_;
   testkit::BuiltImage image_;
+  testkit::BuiltImage pause_image_;  // the sandbox image at pause_ref_
   std::unique_ptr<testkit::RegistryFixture> registry_;
   std::unique_ptr<ChildProcess> slipstreamd_;
   std::unique_ptr<ChildProcess> containerd_;

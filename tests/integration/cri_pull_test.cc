@@ -87,6 +87,19 @@ TEST_F(CriPullTest, PullRunRestartAndRemove) {
   EXPECT_THAT(log, ContainsRegex("remote pull started\" image=[^ ]*/slipstream/busybox:1@"
                                  "sha256:[0-9a-f]+ layers=2 pulled=2"));
 
+  // The metrics endpoint saw it: one parallel pull job, both layers' Prepares committed, and
+  // at least the layers' bytes came from the registry.
+  testkit::PrometheusScrape m = Scrape();
+  EXPECT_EQ(m.Get("slipstream_parallel_pull_seconds_count{outcome=\"ok\"}"), 1);
+  EXPECT_EQ(m.Get("slipstream_prepare_seconds_count{mode=\"parallel\",outcome=\"committed\"}"),
+            2);
+  EXPECT_EQ(m.Get("slipstream_parallel_bytes_total{kind=\"compressed\"}"),
+            image_.layers[0].descriptor.size + image_.layers[1].descriptor.size);
+  EXPECT_GE(m.Get("slipstream_registry_bytes_total"),
+            image_.layers[0].descriptor.size + image_.layers[1].descriptor.size);
+  EXPECT_GE(m.Get("slipstream_registry_requests_total{outcome=\"2xx\"}"), 3);
+  EXPECT_EQ(m.Get("slipstream_lazy_layers{state=\"fetching\"}"), -1);  // not in lazy mode
+
   // 2. Run through CRI: a pod (the pause image, also pulled by slipstream) and a container.
   SubprocessResult run = Cli({"run", ref_}, {"/bin/cat", "/etc/hello.txt"});
   EXPECT_EQ(run.exit_code, 0) << run.stderr_data;

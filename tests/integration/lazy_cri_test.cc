@@ -165,6 +165,19 @@ TEST_F(LazyCriTest, PullRunRestartAndRemove) {
   ExpectText(7);
   ExpectSha256("/big/bin/r13", random_sha256_[13]);
 
+  // The metrics endpoint saw it: a lazy Prepare committed, spans fetched, one lazy layer
+  // whose background completion has a total.
+  testkit::PrometheusScrape m = Scrape();
+  EXPECT_GE(m.Get("slipstream_prepare_seconds_count{mode=\"lazy\",outcome=\"committed\"}"), 2);
+  EXPECT_GE(m.Get("slipstream_span_fetch_seconds_count"), 1);
+  EXPECT_EQ(m.Get("slipstream_lazy_layers{state=\"complete\"}") +
+                m.Get("slipstream_lazy_layers{state=\"fetching\"}"),
+            1);
+  EXPECT_EQ(m.Get("slipstream_lazy_compressed_bytes{kind=\"total\"}"),
+            image_.layers[1].descriptor.size);
+  EXPECT_GT(m.Get("slipstream_lazy_compressed_bytes{kind=\"fetched\"}"), 0);
+  EXPECT_EQ(m.Get("slipstream_fuse_errors_total{op=\"read\",errno=\"EIO\"}"), -1);  // none
+
   // 3. A restarted slipstreamd serves the lazy layer again to a new pod.
   ASSERT_NO_FATAL_FAILURE(RestartSlipstreamd());
   EXPECT_THAT(Tail(tmp_->Join("slipstreamd.log")),
