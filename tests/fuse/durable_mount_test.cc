@@ -32,6 +32,7 @@
 #include "fuse/fuse_mount.h"
 #include "fuse/mountinfo.h"
 #include "gmock/gmock.h"
+#include "tests/fuse/background_read.h"
 #include "tests/fuse/test_layer.h"
 
 namespace slipstream::fuse {
@@ -41,6 +42,7 @@ using ::testing::ElementsAre;
 using testing::Fresh;
 using ::testing::IsEmpty;
 using testing::RichLayer;
+using testing::BackgroundRead;
 using testing::TestLayer;
 
 constexpr uint32_t kLayerId = 7;
@@ -59,43 +61,14 @@ std::optional<std::string> MountType(const std::string& path) {
   return t.ok() ? *t : std::nullopt;
 }
 
-// True once thread `tid` of this process sleeps inside a system call (not "running"): a
-// reader blocked in the kernel on a FUSE request nobody answers yet.
-bool BlockedInSyscall(pid_t tid) {
-  auto text = ReadFileToString(absl::StrCat("/proc/self/task/", tid, "/syscall"));
-  return text.ok() && !text->empty() && std::isdigit(static_cast<unsigned char>((*text)[0]));
+// A BackgroundRead body: `size` bytes at `offset` of `path` (open + pread).
+std::function<std::string()> ReadOp(std::string path, off_t offset, size_t size) {
+  return [path = std::move(path), offset, size] {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return absl::StrCat("<open: ", std::strerror(errno), ">");
+    return ReadAt(fd.get(), offset, size);
+  };
 }
-
-// Reads `size` bytes at `offset` of `path` (open + pread) on its own thread; its tid is
-// published before it enters the kernel.
-class BackgroundRead {
- public:
-  BackgroundRead(std::string path, off_t offset, size_t size)
-      : result_(std::async(std::launch::async, [this, path, offset, size] {
-          tid_ = static_cast<pid_t>(::syscall(SYS_gettid));
-          UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-          if (!fd.valid()) return absl::StrCat("<open: ", std::strerror(errno), ">");
-          return ReadAt(fd.get(), offset, size);
-        })) {}
-  // Waits (bounded) until the reader sleeps in the kernel.
-  void WaitBlocked() {
-    const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (tid_.load() == 0 || !BlockedInSyscall(tid_.load())) {
-      ASSERT_LT(absl::Now(), deadline) << "the reader never blocked";
-      ASSERT_NE(result_.wait_for(std::chrono::seconds(0)), std::future_status::ready)
-          << "the read finished although nobody served it: " << result_.get().size();
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-  }
-  bool Done(std::chrono::seconds within) {
-    return result_.wait_for(within) == std::future_status::ready;
-  }
-  std::string Get() { return result_.get(); }
-
- private:
-  std::atomic<pid_t> tid_{0};
-  std::future<std::string> result_;
-};
 
 class DurableMountTest : public ::testing::Test {
  protected:
@@ -174,7 +147,7 @@ TEST_F(DurableMountTest, KeptMountIsResumedAndOpenFilesReadOn) {
 
   // Nobody serves: a read of bytes not in the page cache waits in the kernel.
   ASSERT_EQ(::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
-  BackgroundRead& during_gap = read_.emplace(path, 1 << 20, 100000);
+  BackgroundRead& during_gap = read_.emplace(ReadOp(path, 1 << 20, 100000));
   ASSERT_NO_FATAL_FAILURE(during_gap.WaitBlocked());
 
   // The next daemon resumes the same connection; the waiting read is answered.
@@ -222,7 +195,7 @@ TEST_F(DurableMountTest, InFlightReadOfAKilledServerIsResentToTheNext) {
   struct stat st;
   ASSERT_EQ(::stat(path.c_str(), &st), 0) << std::strerror(errno);  // metadata: no blob
   gated.blob->CloseGate();
-  BackgroundRead& read = read_.emplace(path, 300000, 70000);
+  BackgroundRead& read = read_.emplace(ReadOp(path, 300000, 70000));
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (gated.blob->blocked() == 0) {  // A read the request and is stuck answering it
     ASSERT_LT(absl::Now(), deadline) << "server A never fetched";

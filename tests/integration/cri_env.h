@@ -282,6 +282,28 @@ class CriIntegrationTest : public ::testing::Test {
     ASSERT_EQ(pause_image_.layers.size(), 1u);
   }
 
+  // The two-layer image most tests pull: busybox with `applets` linked, then /etc/hello.txt
+  // ("from layer two\n") that only the second layer has. Sets ref_ and image_.
+  void PushHelloImage(const std::string& name, const std::vector<std::string>& applets) {
+    std::string l2 = tmp_->Join("l2");
+    ASSERT_TRUE(MakeDirs(l2 + "/etc").ok());
+    ASSERT_TRUE(WriteFileAtomic(l2 + "/etc/hello.txt", "from layer two\n").ok());
+    ref_ = absl::StrCat(registry_->host(), "/slipstream/", name);
+    image_ = Push({BusyboxLayer("l1", applets), l2}, {}, {"/bin/sh"}, ref_, tmp_->Join("layout"));
+    ASSERT_EQ(image_.layers.size(), 2u);
+  }
+
+  // containerd's content store has the config of image_ but none of its layer blobs: the
+  // layers came down through slipstream, not containerd's fetch.
+  void ExpectNoLayerBlobsInContentStore() {
+    std::string content = Ctr({"content", "ls", "-q"});
+    EXPECT_TRUE(absl::StrContains(content, image_.config_digest.str())) << content;
+    for (const testkit::BuiltLayer& layer : image_.layers) {
+      EXPECT_FALSE(absl::StrContains(content, layer.descriptor.digest.str()))
+          << "containerd downloaded layer " << layer.descriptor.digest.str();
+    }
+  }
+
   // Scrapes slipstreamd's /metrics (its address from `slipstream status --json`) and parses
   // it strictly; fails the test when either step fails.
   testkit::PrometheusScrape Scrape() {
@@ -324,13 +346,18 @@ class CriIntegrationTest : public ::testing::Test {
     }
   }
 
-  // Stops and starts slipstreamd, then waits until containerd's proxy connection is back:
-  // containerd redials a restarted snapshotter with gRPC backoff (a few seconds), and a call
-  // made before that fails with "connection refused" although the new daemon is serving.
+  // Stops and starts slipstreamd, then waits until containerd's proxy connection is back.
   void RestartSlipstreamd() {
     slipstreamd_->Stop();
     slipstreamd_.reset();
     ASSERT_NO_FATAL_FAILURE(StartSlipstreamd());
+    ASSERT_NO_FATAL_FAILURE(WaitForContainerd());
+  }
+
+  // containerd redials a restarted snapshotter with gRPC backoff (a few seconds), and a call
+  // made before that fails with "connection refused" although the new daemon is serving:
+  // waits until a snapshot listing through containerd works again.
+  void WaitForContainerd() {
     absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (true) {
       auto r = RunSubprocess({ctr_, "-a", containerd_socket_, "-n", "k8s.io", "snapshots",

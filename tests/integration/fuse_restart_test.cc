@@ -34,11 +34,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "plugin/lazy_pull_provider.h"
+#include "tests/fuse/background_read.h"
 #include "tests/integration/cri_env.h"
 
 namespace slipstream {
 namespace {
 
+using fuse::testing::BackgroundRead;
 using it::Tail;
 using ::testing::Contains;
 using ::testing::HasSubstr;
@@ -56,41 +58,6 @@ std::string ReadAt(int fd, off_t offset, size_t size) {
   out.resize(static_cast<size_t>(n));
   return out;
 }
-
-// Opens `path` and reads it whole on its own thread; its tid is published first, so the test
-// can see it sleep in the kernel while no server answers.
-class BackgroundRead {
- public:
-  explicit BackgroundRead(std::string path)
-      : result_(std::async(std::launch::async, [this, path] {
-          tid_ = static_cast<pid_t>(::syscall(SYS_gettid));
-          auto data = ReadFileToString(path);
-          return data.ok() ? *data : absl::StrCat("<", data.status().ToString(), ">");
-        })) {}
-  // Bounded wait until the reader sleeps inside a system call (/proc/.../syscall shows its
-  // number instead of "running").
-  void WaitBlocked() {
-    const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while (true) {
-      ASSERT_NE(result_.wait_for(std::chrono::seconds(0)), std::future_status::ready)
-          << "the read finished while no slipstreamd ran: " << result_.get().substr(0, 200);
-      if (tid_.load() != 0) {
-        auto s = ReadFileToString(absl::StrCat("/proc/self/task/", tid_.load(), "/syscall"));
-        if (s.ok() && !s->empty() && std::isdigit(static_cast<unsigned char>((*s)[0]))) return;
-      }
-      ASSERT_LT(absl::Now(), deadline) << "the reader never blocked";
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-  }
-  bool Done(std::chrono::seconds within) {
-    return result_.wait_for(within) == std::future_status::ready;
-  }
-  std::string Get() { return result_.get(); }
-
- private:
-  std::atomic<pid_t> tid_{0};
-  std::future<std::string> result_;
-};
 
 class FuseRestartTest : public it::CriIntegrationTest {
  protected:
@@ -128,20 +95,6 @@ class FuseRestartTest : public it::CriIntegrationTest {
     return absl::StrCat(Mount(), "/", plugin::LazyLayerName(ChainIds()[1]), "/big/r", i);
   }
 
-  // containerd redials a restarted snapshotter with gRPC backoff; wait until it is back.
-  void WaitForContainerd() {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (true) {
-      auto r = RunSubprocess({"ctr", "-a", containerd_socket_, "-n", "k8s.io", "snapshots",
-                              "--snapshotter", "slipstream", "ls"},
-                             {.timeout = absl::Seconds(30)});
-      ASSERT_TRUE(r.ok()) << r.status();
-      if (r->exit_code == 0) return;
-      ASSERT_LT(absl::Now(), deadline) << "containerd never reconnected:\n" << r->stderr_data;
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-  }
-
   // The whole scenario; `signal` ends the first slipstreamd.
   void RestartWhileReading(int signal) {
     SubprocessResult pull = Cli({"pull", ref_});
@@ -174,7 +127,10 @@ class FuseRestartTest : public it::CriIntegrationTest {
 
     // Meanwhile a new lookup and read wait in the kernel instead of failing.
     ASSERT_EQ(::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);
-    BackgroundRead& during_gap = gap_read_.emplace(LayerFile(1));
+    BackgroundRead& during_gap = gap_read_.emplace([path = LayerFile(1)] {
+      auto data = ReadFileToString(path);
+      return data.ok() ? *data : absl::StrCat("<", data.status().ToString(), ">");
+    });
     ASSERT_NO_FATAL_FAILURE(during_gap.WaitBlocked());
 
     // A new slipstreamd serves the same connection.
