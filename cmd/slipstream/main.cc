@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "cmd/cli/containerd_config.h"
 #include "cmd/cli/cri_cmd.h"
 #include "cmd/cli/doctor.h"
 #include "cmd/cli/fetch.h"
@@ -92,6 +93,20 @@ int main(int argc, char** argv) {
   status->add_option("--address", status_address, "slipstreamd's socket")->capture_default_str();
   status->add_flag("--json", status_json, "print JSON instead of a table");
 
+  CLI::App* ctd_config = app.add_subcommand("containerd-config", "Edit containerd's config");
+  CLI::App* enable = ctd_config->add_subcommand(
+      "enable", "Make a containerd config use slipstream (proxy plugin, CRI snapshotter, "
+                "annotations; 2.x: transfer service), keeping the rest");
+  ctd_config->require_subcommand(1);
+  std::string enable_in = "/etc/containerd/config.toml";
+  std::string enable_out;
+  cli::EnableOptions eopts;
+  enable->add_option("--in", enable_in, "the config to read")->capture_default_str();
+  enable->add_option("--out", enable_out, "where to write it (default: --in, backed up once)");
+  enable->add_option("--address", eopts.address, "slipstreamd's socket")->capture_default_str();
+  enable->add_option("--platform", eopts.platform, "2.x unpack_config platform")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   log::Level level;
   if (!log::ParseLevel(log_level, &level)) {
@@ -107,6 +122,9 @@ int main(int argc, char** argv) {
   if (serve->parsed()) return Report(cli::ServeRegistry(ready_file, std::cout));
   if (status->parsed()) return Report(cli::Status(status_address, status_json, std::cout));
   if (doctor->parsed()) return Report(cli::Doctor(dopts, doctor_json, std::cout));
+  if (enable->parsed()) {
+    return Report(cli::EnableSlipstreamInFile(enable_in, enable_out, eopts, std::cout));
+  }
 
   auto platform = reg.WantedPlatform();
   if (!platform.ok()) return Report(platform.status());
