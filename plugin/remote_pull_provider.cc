@@ -68,6 +68,22 @@ int RemotePullProvider::jobs_started() const {
   return jobs_started_;
 }
 
+std::vector<RemotePullProvider::ImageState> RemotePullProvider::Images() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ImageState> out;
+  for (const auto& [manifest, image] : images_) {
+    ImageState s{.image_ref = image->image_ref, .manifest = manifest,
+                 .resolved = image->resolved, .layers = static_cast<int>(image->layers.size()),
+                 .pulled = static_cast<int>(image->job_slots.size())};
+    for (size_t slot : image->job_slots) {
+      const LayerSlot& l = image->layers[slot];
+      if (l.settled) ++(l.result.ok() ? s.done : s.failed);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 void RemotePullProvider::Prepare(const RemotePrepareRequest& request, Done done) {
   const std::string* ref = FindLabel(request.labels, kSnapshotRefLabel);
   const std::string* image = FindLabel(request.labels, kCriImageRefLabel);

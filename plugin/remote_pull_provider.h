@@ -88,6 +88,19 @@ class RemotePullProvider final : public RemoteLayerProvider {
   // How many PullJobs were started so far (for tests and metrics).
   int jobs_started() const;
 
+  // One image this provider has seen a Prepare for (`slipstream status`).
+  struct ImageState {
+    std::string image_ref;  // the CRI image reference
+    std::string manifest;   // the manifest digest it resolved to
+    bool resolved = false;  // manifest read and the job (if any) started
+    int layers = 0;         // layers of the image
+    int pulled = 0;         // layers the engine pulls (the others were already committed)
+    int done = 0;           // of those, unpacked and verified
+    int failed = 0;         // of those, failed
+  };
+  // Every image, ordered by manifest digest. Takes the provider's lock briefly; no I/O.
+  std::vector<ImageState> Images() const;
+
  private:
   struct Waiter {
     RemotePrepareRequest request;

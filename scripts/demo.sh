@@ -24,6 +24,11 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   umount -R "$work/containerd-state" 2>/dev/null || true
+  # Lazy mode's FUSE mount outlives slipstreamd on purpose (the fd holder keeps it for the
+  # next one): tear both down, as an operator removing slipstream would.
+  umount -l "$work/slipstream-root/fuse" 2>/dev/null || true
+  "$PWD/build/cmd/slipstream-fuse-holder" --socket "$work/slipstream-root/fuse-holder.sock" \
+    --stop >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -89,8 +94,8 @@ mkdir -p "$work/hosts/$registry"
 printf 'server = "http://%s"\n' "$registry" > "$work/hosts/$registry/hosts.toml"
 
 start_slipstreamd() {  # start_slipstreamd MODE
-  printf 'default_mode = "%s"\n[registry]\nhosts_dir = "%s"\n' "$1" "$work/hosts" \
-    > "$work/slipstreamd.toml"
+  printf 'default_mode = "%s"\n[metrics]\naddress = "127.0.0.1:0"\n[registry]\nhosts_dir = "%s"\n' \
+    "$1" "$work/hosts" > "$work/slipstreamd.toml"
   rm -f "$work/run/slipstream.sock"
   "$ssd" --config "$work/slipstreamd.toml" --root "$work/slipstream-root" \
     --address "$work/run/slipstream.sock" 2>> "$work/slipstreamd.log" &
@@ -154,5 +159,10 @@ for key in $("${snap[@]}" ls | awk 'NR > 1 && $NF == "Committed" { print $1 }');
   mode=$("${snap[@]}" info "$key" | jq -r '.Labels["slipstream.io/mode"] // "local"')
   echo "snapshot $key: $mode"
 done
+
+step "slipstreamd's status and a few of its Prometheus metrics"
+"$ss" status --address "$work/run/slipstream.sock"
+metrics=$("$ss" status --address "$work/run/slipstream.sock" --json | jq -r .metricsAddress)
+curl -fsS "http://$metrics/metrics" | grep -E '^slipstream_(prepare_seconds_count|registry_bytes_total|lazy_compressed_bytes|span_fetch_seconds_count)' || true
 
 step "done: registry → slipstream fetch/pull → slipstreamd (parallel and lazy) → running containers"

@@ -47,6 +47,15 @@ absl::Status Status(const std::string& address, bool json, std::ostream& out) {
     out << ", metrics at http://" << r.metrics_address() << "/metrics";
   }
   out << "\n";
+  for (const slipstream::v1::ParallelImage& i : r.parallel_images()) {
+    const char* state = !i.resolved()                          ? "resolving"
+                        : i.failed() > 0                        ? "failed"
+                        : i.done() == i.pulled()                ? "done"
+                                                                : "pulling";
+    out << absl::StrFormat("image %s (%s): %s, %d/%d layers pulled, %d already present\n",
+                           i.image_ref(), i.manifest().substr(0, 19), state, i.done(),
+                           i.pulled(), i.layers() - i.pulled());
+  }
   if (r.lazy_layers().empty()) {
     if (!r.fuse_mount().empty()) out << "no lazy layers\n";
     return absl::OkStatus();

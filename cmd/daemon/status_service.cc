@@ -9,7 +9,19 @@ slipstream::v1::GetStatusResponse BuildStatus(const std::string& default_mode,
                                               const std::string& fuse_mount) {
   slipstream::v1::GetStatusResponse r;
   r.set_default_mode(default_mode);
-  if (parallel != nullptr) r.set_parallel_pulls_started(parallel->jobs_started());
+  if (parallel != nullptr) {
+    r.set_parallel_pulls_started(parallel->jobs_started());
+    for (const plugin::RemotePullProvider::ImageState& s : parallel->Images()) {
+      slipstream::v1::ParallelImage* i = r.add_parallel_images();
+      i->set_image_ref(s.image_ref);
+      i->set_manifest(s.manifest);
+      i->set_resolved(s.resolved);
+      i->set_layers(s.layers);
+      i->set_pulled(s.pulled);
+      i->set_done(s.done);
+      i->set_failed(s.failed);
+    }
+  }
   if (layer_fs != nullptr) {
     r.set_fuse_mount(fuse_mount);
     for (const fuse::LayerStatus& s : layer_fs->AllStatus()) {

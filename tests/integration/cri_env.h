@@ -304,6 +304,15 @@ class CriIntegrationTest : public ::testing::Test {
     }
   }
 
+  // `slipstream status` against slipstreamd (text form).
+  SubprocessResult RunStatus() {
+    auto r = RunSubprocess({SLIPSTREAM_CLI_PATH, "status", "--address", slip_socket_},
+                           {.timeout = absl::Seconds(30)});
+    EXPECT_TRUE(r.ok() && r->exit_code == 0)
+        << (r.ok() ? r->stderr_data : r.status().ToString());
+    return r.ok() ? *r : SubprocessResult{};
+  }
+
   // Scrapes slipstreamd's /metrics (its address from `slipstream status --json`) and parses
   // it strictly; fails the test when either step fails.
   testkit::PrometheusScrape Scrape() {

@@ -86,6 +86,12 @@ TEST_F(CriPullTest, PullRunRestartAndRemove) {
             image_.layers[0].descriptor.size + image_.layers[1].descriptor.size);
   EXPECT_GE(m.Get("slipstream_registry_requests_total{outcome=\"2xx\"}"), 3);
   EXPECT_EQ(m.Get("slipstream_lazy_layers{state=\"fetching\"}"), -1);  // not in lazy mode
+  // `slipstream status` names the image and its layers' state.
+  SubprocessResult status = RunStatus();
+  EXPECT_THAT(status.stdout_data,
+              ContainsRegex("image [^ ]*/slipstream/busybox:1 \\(sha256:[0-9a-f]+\\): done, "
+                            "2/2 layers pulled, 0 already present"))
+      << status.stdout_data;
 
   // 2. Run through CRI: a pod (the pause image, also pulled by slipstream) and a container.
   SubprocessResult run = Cli({"run", ref_}, {"/bin/cat", "/etc/hello.txt"});

@@ -200,6 +200,13 @@ TEST_F(RemotePullProviderTest, CriPullCommitsEveryLayerUnderItsChainId) {
   ASSERT_TRUE(two.ok()) << two.status();
   EXPECT_EQ(*two, std::string(300000, 't'));
   EXPECT_EQ(provider_->jobs_started(), 1);
+  std::vector<RemotePullProvider::ImageState> images = provider_->Images();
+  ASSERT_EQ(images.size(), 1u);
+  EXPECT_TRUE(images[0].resolved);
+  EXPECT_EQ(images[0].layers, 3);
+  EXPECT_EQ(images[0].pulled, 3);
+  EXPECT_EQ(images[0].done, 3);
+  EXPECT_EQ(images[0].failed, 0);
 }
 
 TEST_F(RemotePullProviderTest, ConcurrentPreparesOfOneImageShareOneJob) {
