@@ -13,7 +13,9 @@ namespace slipstream::plugin {
 
 // Starts a gRPC server listening on the unix socket `socket_path` (parent directories are
 // created, a stale socket file is replaced) serving `services`, and sets the socket's mode to
-// `mode` (0660: root and the socket's group, as containerd's own socket). The caller owns the
+// `mode` (0660: root and the socket's group, as containerd's own socket) before the path
+// exists, whatever the process umask (bound in a private directory, then renamed into place;
+// a socket path must leave room for ".bind-XXXXXX/s" within 107 bytes). The caller owns the
 // server (Shutdown() then destroy) and keeps the services alive until then.
 // Errors: InvalidArgument for an empty path, Unavailable when gRPC cannot bind, errno-mapped
 // codes for the directory/chmod steps.

@@ -3,6 +3,7 @@
 // socket itself.
 #include "plugin/service_snapshots.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -196,6 +197,32 @@ TEST_F(ServiceTest, SocketIsGroupOnly) {
   ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
   EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
+
+// The daemon's umask comes from whatever started it; with none at all the socket must still
+// never be reachable by others, and the private bind directory must not be left behind.
+TEST_F(ServiceTest, SocketIsGroupOnlyWhateverTheUmask) {
+  const mode_t old_mask = ::umask(0);
+  Start(FakeRemote::Mode::kDecline);
+  ::umask(old_mask);
+  struct stat st;
+  ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(tmp_->Join("run").c_str());
+  ASSERT_NE(dir, nullptr);
+  while (const dirent* e = ::readdir(dir)) {
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") names.push_back(e->d_name);
+  }
+  ::closedir(dir);
+  EXPECT_EQ(names, std::vector<std::string>{"s.sock"});
+  ASSERT_TRUE(sn_->Prepare("a", "", {}).ok());
+  v1::StatSnapshotRequest req;
+  req.set_snapshotter("slipstream");
+  req.set_key("a");
+  v1::StatSnapshotResponse resp;
+  grpc::ClientContext ctx;
+  EXPECT_TRUE(stub_->Stat(&ctx, req, &resp).ok());
 }
 
 TEST_F(ServiceTest, UsageAndCleanupOverGrpc) {
