@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   # toolchain
-  build-essential cmake ninja-build pkg-config git ca-certificates
+  build-essential cmake ninja-build pkg-config git ca-certificates ccache
   # fuzzing (scripts/fuzz): clang 14 with libFuzzer and the sanitizer runtimes
   clang libclang-rt-14-dev llvm
   # libraries
