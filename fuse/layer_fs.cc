@@ -81,6 +81,8 @@ absl::Status LayerFs::AddLayer(const std::string& name, uint32_t layer_id,
 
 absl::Status LayerFs::RemoveLayer(std::string_view name) {
   std::function<void(std::string_view)> observer;
+  std::function<void(const std::string&, uint32_t)> retired;
+  uint32_t id = 0;
   {
     absl::MutexLock lock(&mu_);
     auto it = names_.find(name);
@@ -100,16 +102,28 @@ absl::Status LayerFs::RemoveLayer(std::string_view name) {
       forgotten = layer->lookups.empty();
     }
     names_.erase(it);
-    if (forgotten) layers_.erase(layer_it);
+    if (forgotten) {
+      layers_.erase(layer_it);
+      retired = retire_observer_;
+    }
     observer = removal_observer_;
+    id = layer->id;
   }
-  if (observer) observer(name);
+  const std::string removed(name);
+  if (observer) observer(removed);
+  if (retired) retired(removed, id);
   return absl::OkStatus();
 }
 
 void LayerFs::SetRemovalObserver(std::function<void(std::string_view name)> observer) {
   absl::MutexLock lock(&mu_);
   removal_observer_ = std::move(observer);
+}
+
+void LayerFs::SetRetireObserver(
+    std::function<void(const std::string& name, uint32_t layer_id)> observer) {
+  absl::MutexLock lock(&mu_);
+  retire_observer_ = std::move(observer);
 }
 
 std::shared_ptr<LayerReader> LayerFs::Reader(std::string_view name) const {
@@ -188,11 +202,17 @@ void LayerFs::Ref(Layer& layer, uint32_t number) {
 }
 
 void LayerFs::MaybeRetire(const std::shared_ptr<Layer>& layer) {
-  absl::MutexLock lock(&mu_);
-  absl::MutexLock layer_lock(&layer->mu);
-  if (!layer->removed || !layer->lookups.empty() || layer->open_files > 0) return;
-  auto it = layers_.find(layer->id);
-  if (it != layers_.end() && it->second == layer) layers_.erase(it);
+  std::function<void(const std::string&, uint32_t)> retired;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::MutexLock layer_lock(&layer->mu);
+    if (!layer->removed || !layer->lookups.empty() || layer->open_files > 0) return;
+    auto it = layers_.find(layer->id);
+    if (it == layers_.end() || it->second != layer) return;
+    layers_.erase(it);
+    retired = retire_observer_;
+  }
+  if (retired) retired(layer->name, layer->id);
 }
 
 Attr LayerFs::RootAttr() const {

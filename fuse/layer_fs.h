@@ -34,7 +34,7 @@ struct LayerFsOptions {
   // ends in are fetched in the background (0 disables read-ahead).
   int readahead_threads = 2;
   size_t readahead_queue = 16;
-  int readahead_spans = 1;
+  int readahead_spans = 4;
   // Per-layer reader settings (coalescing cap, bound on waiting for another reader's fetch).
   LayerReaderOptions reader;
 };
@@ -100,6 +100,12 @@ class LayerFs {
   // can tell the kernel to drop its cached entry. Set before mounting.
   void SetRemovalObserver(std::function<void(std::string_view name)> observer);
 
+  // Called (outside any lock) when a removed layer is finally retired: nothing of it is open
+  // and the kernel has forgotten every inode of it, so its reader, tree and cached spans are
+  // dropped and its id is free. Called at most once per layer, from RemoveLayer or from the
+  // Forget that ended it (a FUSE request thread: keep it short). Set before use.
+  void SetRetireObserver(std::function<void(const std::string& name, uint32_t layer_id)> observer);
+
   // The reader of layer `name` (for background completion: UnfetchedSpans, FeedSpan,
   // Progress), or nullptr.
   std::shared_ptr<LayerReader> Reader(std::string_view name) const;
@@ -147,6 +153,11 @@ class LayerFs {
   uint64_t LookupCount(uint64_t ino) const;
   // Open handles over all layers.
   int64_t OpenFiles() const;
+  // When the last Read of any file ended (the Unix epoch before the first), so background
+  // work can yield to the reads containers wait for.
+  absl::Time LastRead() const {
+    return absl::FromUnixNanos(last_read_ns_.load(std::memory_order_relaxed));
+  }
   const SpanCache& span_cache() const { return cache_; }
 
  private:
@@ -180,6 +191,8 @@ class LayerFs {
   absl::flat_hash_map<uint64_t, std::shared_ptr<OpenFile>> handles_ ABSL_GUARDED_BY(mu_);
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_);
   std::function<void(std::string_view)> removal_observer_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> last_read_ns_{0};
+  std::function<void(const std::string&, uint32_t)> retire_observer_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace slipstream::fuse

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "fuse/layer_fs_internal.h"
@@ -84,6 +85,7 @@ absl::StatusOr<std::string> LayerFs::Read(uint64_t ino, uint64_t handle, int64_t
   const int64_t length = std::min(size, file->size - offset);
   LayerReader& reader = *file->layer->reader;
   SS_ASSIGN_OR_RETURN(std::string data, reader.Read(file->data_offset + offset, length));
+  last_read_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
   const int64_t previous = file->next_offset.exchange(offset + length);
   if (previous == offset && options_.readahead_spans > 0) {
     // Sequential: fetch the spans after the one this read ends in, up to the file's end.

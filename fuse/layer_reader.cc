@@ -179,6 +179,7 @@ absl::Status LayerReader::FetchRun(const std::vector<Claim>& claims, size_t begi
     return status;
   }
   absl::Status first_error;
+  bool corrupt = false;
   for (size_t i = begin; i < end; ++i) {
     const int64_t span = claims[i].span;
     std::string_view compressed = std::string_view(*bytes).substr(
@@ -188,6 +189,7 @@ absl::Status LayerReader::FetchRun(const std::vector<Claim>& claims, size_t begi
       absl::Status s = Annotate(data.status(), absl::StrCat("layer ", blob_->digest().Short()));
       Complete(claims[i], s, nullptr);
       if (first_error.ok()) first_error = s;
+      corrupt = true;
       continue;
     }
     auto shared = std::make_shared<const std::string>(*std::move(data));
@@ -196,6 +198,10 @@ absl::Status LayerReader::FetchRun(const std::vector<Claim>& claims, size_t begi
     (*out)[span - first] = shared;
     Complete(claims[i], absl::OkStatus(), std::move(shared));
   }
+  // A span that does not match its zTOC digest (or does not inflate) came corrupted from the
+  // registry or the disk: drop the cached copy of the blob, so that the next read fetches it
+  // afresh instead of failing on the same bytes forever.
+  if (corrupt) blob_->ForgetCached();
   return first_error;
 }
 
@@ -240,13 +246,25 @@ void LayerReader::ReadAhead(int64_t first, int64_t last) {
     }
   }
   if (spans.empty()) return;
+  // One task per pool thread, each a contiguous share of the spans: they are fetched (a
+  // coalesced ReadAt each), verified and inflated in parallel, while one task would leave
+  // the other threads idle and the sequential reader waiting on a single inflating core.
+  const size_t tasks = std::clamp<size_t>(static_cast<size_t>(std::max(pool_->threads(), 1)), 1,
+                                          spans.size());
+  const size_t per_task = (spans.size() + tasks - 1) / tasks;
   std::weak_ptr<LayerReader> weak = weak_from_this();
-  bool scheduled = pool_->TrySchedule([weak, spans] {
-    if (std::shared_ptr<LayerReader> self = weak.lock()) self->RunReadAhead(spans);
-  });
-  if (!scheduled) {
-    absl::MutexLock lock(&mu_);
-    for (int64_t s : spans) queued_.erase(s);
+  for (size_t begin = 0; begin < spans.size(); begin += per_task) {
+    std::vector<int64_t> share(spans.begin() + static_cast<std::ptrdiff_t>(begin),
+                               spans.begin() + static_cast<std::ptrdiff_t>(
+                                                   std::min(spans.size(), begin + per_task)));
+    const std::vector<int64_t> dropped = share;
+    bool scheduled = pool_->TrySchedule([weak, share = std::move(share)] {
+      if (std::shared_ptr<LayerReader> self = weak.lock()) self->RunReadAhead(share);
+    });
+    if (!scheduled) {
+      absl::MutexLock lock(&mu_);
+      for (int64_t s : dropped) queued_.erase(s);
+    }
   }
 }
 

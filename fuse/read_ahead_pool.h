@@ -36,6 +36,8 @@ class ReadAheadPool {
 
   // Tasks queued or running (for tests).
   size_t pending() const;
+  // The number of threads (0 when the pool refuses everything).
+  int threads() const { return static_cast<int>(threads_.size()); }
 
  private:
   void Run();

@@ -84,6 +84,8 @@ LazyPullProvider::LazyPullProvider(OverlaySnapshotter* snapshotter,
       options_(std::move(options)) {
   snapshotter_->SetRemoveObserver(
       [this](const std::string& key, const Labels& labels) { OnSnapshotRemoved(key, labels); });
+  fs_->SetRetireObserver(
+      [this](const std::string& name, uint32_t layer_id) { OnFuseRetired(name, layer_id); });
   for (int i = 0; i < kWorkers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
   for (int i = 0; i < options_.background_threads; ++i) {
     background_threads_.emplace_back([this] { BackgroundLoop(); });
@@ -99,6 +101,7 @@ LazyPullProvider::~LazyPullProvider() {
   for (std::thread& t : workers_) t.join();
   for (std::thread& t : background_threads_) t.join();
   snapshotter_->SetRemoveObserver(nullptr);
+  fs_->SetRetireObserver(nullptr);
 }
 
 std::string LazyPullProvider::ZtocPath(const Digest& ztoc) const {
@@ -363,6 +366,15 @@ absl::Status LazyPullProvider::AddLazyLayer(const ResolvedImage& image, size_t l
                                    {"layer_id", static_cast<int64_t>(id)},
                                    {"blob", image.blobs[layer].digest.str()},
                                    {"spans", ztoc->SpanCount()}});
+  absl::StatusOr<std::string> dir = snapshotter_->Dir(ref);
+  if (!dir.ok()) return absl::OkStatus();  // removed already: nothing to complete
+  LayerEntry entry;
+  entry.snapshot = ref;
+  entry.parent = request.parent;
+  entry.dir = *dir;
+  entry.blob = image.blobs[layer].digest.str();
+  entry.layer_id = id;
+  Track(name, std::move(entry));
   QueueBackground(name);
   return absl::OkStatus();
 }
@@ -408,16 +420,40 @@ absl::StatusOr<int> LazyPullProvider::Restore() {
       }
       SS_ASSIGN_OR_RETURN(std::string blob_text, label(kLazyBlobLabel));
       SS_ASSIGN_OR_RETURN(remote::Descriptor blob, ParseBlobLabel(blob_text));
+      const std::string name = LazyLayerName(info.name);
+      SS_ASSIGN_OR_RETURN(std::string dir, snapshotter_->Dir(info.name));
+      LayerEntry entry;
+      entry.snapshot = info.name;
+      entry.parent = info.parent;
+      entry.dir = dir;
+      entry.blob = blob.digest.str();
+      entry.layer_id = id;
+      entry.kernel_refs_unknown = true;
+      SS_ASSIGN_OR_RETURN(LazyLayerPlace place, RecoverLocalLayer(dir));
+      if (place == LazyLayerPlace::kLocal && FuseReleased(dir)) {
+        // Served from disk; nothing refers to its FUSE copy any more.
+        entry.state = LayerState::kLocal;
+        Track(name, std::move(entry));
+        return absl::OkStatus();
+      }
       SS_ASSIGN_OR_RETURN(std::string ztoc_text, label(kLazyZtocLabel));
       SS_ASSIGN_OR_RETURN(Digest ztoc_digest, Digest::Parse(ztoc_text));
       SS_ASSIGN_OR_RETURN(std::string image_text, label(kLazyImageLabel));
       SS_ASSIGN_OR_RETURN(remote::Reference repo, remote::Reference::Parse(image_text));
       SS_ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(ZtocPath(ztoc_digest)));
       SS_ASSIGN_OR_RETURN(index::Ztoc ztoc, index::ParseZtoc(bytes));
-      const std::string name = LazyLayerName(info.name);
       SS_RETURN_IF_ERROR(AddToFs(name, id, /*exact=*/true,
                                  std::make_shared<const index::Ztoc>(std::move(ztoc)), repo, blob)
                              .status());
+      if (place == LazyLayerPlace::kLocal) {
+        // Local, but mounts made before the restart may still hold inodes of the FUSE copy
+        // (a resumed connection): served again, and kept, since this process cannot know
+        // the kernel's lookup counts from before it started.
+        entry.state = LayerState::kLocalFuseInUse;
+        Track(name, std::move(entry));
+        return absl::OkStatus();
+      }
+      Track(name, std::move(entry));
       QueueBackground(name);
       return absl::OkStatus();
     };
@@ -437,7 +473,18 @@ absl::StatusOr<int> LazyPullProvider::Restore() {
 void LazyPullProvider::OnSnapshotRemoved(const std::string& key, const Labels& labels) {
   const std::string* mode = FindLabel(labels, kModeLabel);
   if (mode == nullptr || *mode != "lazy") return;
-  absl::Status status = fs_->RemoveLayer(LazyLayerName(key));
+  const std::string name = LazyLayerName(key);
+  std::unique_ptr<LocalLayerBuilder> builder;  // destroyed outside the lock
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(name);
+    if (it != layers_.end()) {
+      builder = std::move(it->second.builder);
+      layers_.erase(it);
+    }
+    release_pending_.erase(name);
+  }
+  absl::Status status = fs_->RemoveLayer(name);
   if (!status.ok() && !absl::IsNotFound(status)) {
     // Files still open through it: the layer stays served until the next restart.
     log::Warn("FUSE layer of a removed snapshot kept", {{"snapshot", key},
@@ -445,10 +492,55 @@ void LazyPullProvider::OnSnapshotRemoved(const std::string& key, const Labels& l
   }
 }
 
+void LazyPullProvider::Track(const std::string& name, LayerEntry entry) {
+  std::unique_ptr<LocalLayerBuilder> old;
+  absl::MutexLock lock(&mu_);
+  LayerEntry& slot = layers_[name];
+  old = std::move(slot.builder);
+  slot = std::move(entry);
+}
+
+void LazyPullProvider::SetState(const std::string& name, LayerState state, std::string error) {
+  absl::MutexLock lock(&mu_);
+  auto it = layers_.find(name);
+  if (it == layers_.end()) return;
+  it->second.state = state;
+  it->second.error = std::move(error);
+}
+
+std::vector<LazyLayerInfo> LazyPullProvider::Layers() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<LazyLayerInfo> out;
+  out.reserve(layers_.size());
+  for (const auto& [name, e] : layers_) {
+    LazyLayerInfo info;
+    info.name = name;
+    info.snapshot = e.snapshot;
+    info.blob = e.blob;
+    info.layer_id = e.layer_id;
+    info.error = e.error;
+    switch (e.state) {
+      case LayerState::kRemote: info.state = "remote"; break;
+      case LayerState::kCompleting: info.state = "completing"; break;
+      case LayerState::kLocal: info.state = "local"; break;
+      case LayerState::kLocalFuseInUse: info.state = "local, FUSE in use"; break;
+      case LayerState::kStopped: info.state = "stopped"; break;
+    }
+    if (e.state == LayerState::kLocal || e.state == LayerState::kLocalFuseInUse) {
+      info.local_dir = absl::StrCat(e.dir, "/", kLocalDirName);
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
 void LazyPullProvider::QueueBackground(const std::string& name) {
   if (options_.background_threads <= 0) return;
   absl::MutexLock lock(&mu_);
-  if (!stopping_) background_.push_back(name);
+  if (stopping_) return;
+  background_.push_back(name);
+  auto it = layers_.find(name);
+  if (it != layers_.end()) it->second.state = LayerState::kCompleting;
 }
 
 void LazyPullProvider::BackgroundLoop() {
@@ -457,17 +549,28 @@ void LazyPullProvider::BackgroundLoop() {
   (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19);
   for (;;) {
     std::string name;
+    std::vector<std::string> release;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](LazyPullProvider* p) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-            return p->stopping_ || p->exiting_ || !p->background_.empty();
-          },
-          this));
+      auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return stopping_ || exiting_ || !background_.empty();
+      };
+      // Local layers whose FUSE copy had open files are retried now and then.
+      if (release_pending_.empty()) {
+        mu_.Await(absl::Condition(&ready));
+      } else {
+        mu_.AwaitWithTimeout(absl::Condition(&ready), options_.release_retry);
+      }
       if (stopping_ || exiting_) return;
-      name = std::move(background_.front());
-      background_.pop_front();
+      if (background_.empty()) {
+        release.assign(release_pending_.begin(), release_pending_.end());
+      } else {
+        name = std::move(background_.front());
+        background_.pop_front();
+      }
     }
+    for (const std::string& r : release) TryRelease(r);
+    if (name.empty()) continue;
     if (CompleteStep(name)) {
       // Round robin: every layer advances, none waits for a big one to finish.
       absl::MutexLock lock(&mu_);
@@ -479,29 +582,127 @@ void LazyPullProvider::BackgroundLoop() {
 bool LazyPullProvider::CompleteStep(const std::string& name) {
   std::shared_ptr<fuse::LayerReader> reader = fs_->Reader(name);
   if (reader == nullptr) return false;  // removed meanwhile
-  const std::vector<int64_t> spans = reader->UnfetchedSpans();
-  if (spans.empty()) {
-    log::Info("lazy layer complete", {{"layer", name}});
+  std::unique_ptr<LocalLayerBuilder> builder;
+  std::string dir, snapshot, parent;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(name);
+    if (it == layers_.end()) return false;
+    builder = std::move(it->second.builder);
+    dir = it->second.dir;
+    snapshot = it->second.snapshot;
+    parent = it->second.parent;
+  }
+  auto stop = [&](const absl::Status& status) {
+    log::Warn("background completion stopped", {{"layer", name},
+                                                 {"error", status.ToString()}});
+    SetState(name, LayerState::kStopped, status.ToString());
+    return false;
+  };
+  if (!YieldToReads()) {
+    // Stopping: the builder goes (its partial output with it); the next start redoes it.
     return false;
   }
-  // The first run of adjacent missing spans, cut at background_step_bytes.
-  const index::Ztoc& ztoc = reader->ztoc();
-  const int64_t begin = ztoc.SpanUncompressedStart(spans[0]);
-  size_t last = 0;
-  while (last + 1 < spans.size() && spans[last + 1] == spans[last] + 1 &&
-         ztoc.SpanUncompressedEnd(spans[last + 1]) - begin <= options_.background_step_bytes) {
-    ++last;
+  if (builder == nullptr) {
+    absl::StatusOr<Digest> chain = Digest::Parse(snapshot);
+    if (!chain.ok()) return stop(chain.status());
+    absl::StatusOr<std::unique_ptr<LocalLayerBuilder>> created =
+        LocalLayerBuilder::Create(dir, *chain, parent);
+    if (!created.ok()) return stop(created.status());
+    builder = *std::move(created);
   }
-  const int64_t end = ztoc.SpanUncompressedEnd(spans[last]);
   // Reading through the layer's reader fetches, verifies and records the spans exactly as a
   // container read would (and shares a fetch already in flight).
-  absl::StatusOr<std::string> data = reader->Read(begin, end - begin);
-  if (!data.ok()) {
-    log::Warn("background completion stopped", {{"layer", name},
-                                                 {"error", data.status().ToString()}});
-    return false;
+  absl::StatusOr<bool> done = builder->Step(*reader, options_.background_step_bytes);
+  if (!done.ok()) return stop(done.status());
+  if (!*done) {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(name);
+    if (it == layers_.end()) return false;  // removed meanwhile: the builder cleans up
+    it->second.builder = std::move(builder);
+    return true;
   }
-  return true;
+  absl::StatusOr<Digest> diff_id = builder->Finish();
+  if (!diff_id.ok()) return stop(diff_id.status());
+  log::Info("lazy layer complete, now on local disk",
+            {{"layer", name}, {"diff_id", diff_id->str()}, {"dir", dir}});
+  TryRelease(name);
+  return false;
+}
+
+void LazyPullProvider::OnMounted(bool resumed) {
+  if (resumed) return;
+  std::vector<std::string> local;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [name, entry] : layers_) {
+      entry.kernel_refs_unknown = false;
+      if (entry.state == LayerState::kLocalFuseInUse) local.push_back(name);
+    }
+  }
+  for (const std::string& name : local) TryRelease(name);
+}
+
+bool LazyPullProvider::YieldToReads() {
+  const absl::Time until = absl::Now() + options_.max_yield;
+  // Container reads (on FUSE threads) compete for the same cores, the registry and the span
+  // cache; nice 19 alone does not keep the registry and the network stack from serving
+  // completion first.
+  while (absl::Now() - fs_->LastRead() < options_.yield_window && absl::Now() < until) {
+    absl::MutexLock lock(&mu_);
+    auto stopping = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stopping_ || exiting_; };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.yield_window)) return false;
+  }
+  absl::MutexLock lock(&mu_);
+  return !stopping_ && !exiting_;
+}
+
+void LazyPullProvider::TryRelease(const std::string& name) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(name);
+    if (it == layers_.end()) return;
+    // Before RemoveLayer: it may retire the layer (OnFuseRetired) before it returns.
+    it->second.state = LayerState::kLocalFuseInUse;
+    // Removing it would forget inodes a running container may still use: kept.
+    if (it->second.kernel_refs_unknown) return;
+  }
+  absl::Status status = fs_->RemoveLayer(name);
+  absl::MutexLock lock(&mu_);
+  if (status.ok() || absl::IsNotFound(status)) {
+    release_pending_.erase(name);
+  } else if (layers_.contains(name)) {
+    // Open files (FailedPrecondition): retried after release_retry.
+    release_pending_.insert(name);
+  }
+}
+
+void LazyPullProvider::OnFuseRetired(const std::string& name, uint32_t layer_id) {
+  std::string dir;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(name);
+    if (it == layers_.end() || it->second.layer_id != layer_id ||
+        it->second.state != LayerState::kLocalFuseInUse) {
+      return;  // a removed snapshot's layer, or a failed Prepare's
+    }
+    dir = it->second.dir;
+  }
+  // A later start need not serve the FUSE copy again. Written before the state says "local",
+  // so whoever sees "local" finds the marker.
+  absl::Status status = MarkFuseReleased(dir);
+  if (!status.ok()) {
+    log::Warn("fuse-released marker not written", {{"layer", name},
+                                                   {"error", status.ToString()}});
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = layers_.find(name);
+    if (it != layers_.end() && it->second.layer_id == layer_id) {
+      it->second.state = LayerState::kLocal;
+    }
+  }
+  log::Info("FUSE copy of a local layer dropped", {{"layer", name}});
 }
 
 }  // namespace slipstream::plugin

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/crash_point.h"
 #include "common/strings.h"
 
 namespace slipstream::plugin {
@@ -110,7 +111,9 @@ SqliteTransaction::~SqliteTransaction() {
 }
 
 absl::Status SqliteTransaction::Commit() {
+  CrashPoint("metadata.tx.before_commit");
   auto status = db_.Exec("COMMIT");
+  CrashPoint("metadata.tx.after_commit");
   if (status.ok()) done_ = true;
   return status;
 }

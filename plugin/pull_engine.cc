@@ -11,6 +11,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/crash_point.h"
 #include "common/fd.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
@@ -43,6 +44,7 @@ absl::StatusOr<UniqueFd> OpenAnonymousFile(const std::string& dir, const Digest&
   int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
   if (fd < 0) return LastErrnoStatus(absl::StrCat("create temp file ", tmpl));
   UniqueFd owned(fd);
+  CrashPoint("pull.tempfile.created");
   if (::unlink(tmpl.c_str()) != 0) return LastErrnoStatus(absl::StrCat("unlink ", tmpl));
   return owned;
 }
@@ -199,6 +201,7 @@ void PullJob::FetchLoop() {
           layer.progress.bytes_fetched.fetch_add(static_cast<int64_t>(bytes.size()),
                                                  std::memory_order_relaxed);
           frontier.Fill(chunk, written);
+          CrashPoint("pull.chunk.written");
           return absl::OkStatus();
         });
     if (st.ok() && written != length) {
@@ -247,6 +250,7 @@ void PullJob::UnpackLoop() {
       Settle(index, st);
       continue;
     }
+    CrashPoint("pull.layer.verified");
     layer.progress.bytes_decompressed.store(r->uncompressed_bytes);
     layer.progress.files_written.store(r->entries);
     Settle(index,
@@ -283,6 +287,7 @@ absl::StatusOr<unpack::LayerUnpackResult> PullJob::UnpackSequential(Layer& layer
       SS_RETURN_IF_ERROR(PreadExact(layer.fd.get(), buf.data(), n, static_cast<uint64_t>(consumed)));
       SS_RETURN_IF_ERROR(unpacker->Write(std::string_view(buf.data(), n)));
       consumed += static_cast<int64_t>(n);
+      if (consumed >= size / 2 && consumed - static_cast<int64_t>(n) < size / 2) CrashPoint("pull.layer.unpack_half");
       layer.progress.bytes_unpacked.store(consumed, std::memory_order_relaxed);
       if (consumed - punched >= kPunchEvery) {
         // Best effort: a file system without hole punching just keeps the bytes longer.

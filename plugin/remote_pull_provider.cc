@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/strings.h"
@@ -172,6 +173,9 @@ void RemotePullProvider::Handle(Waiter waiter) {
   enum class Action { kQueued, kResolve, kFinish, kNotInJob, kStopping } action;
   std::string image_ref;
   size_t slot_index = 0;
+  // An earlier pull of this image whose job is over: destroyed (joining the job's exiting
+  // threads) after the lock is released, since those threads take it.
+  std::unique_ptr<Image> stale;
   {
     absl::MutexLock lock(&mu_);
     std::unique_ptr<Image>& image = images_[key];
@@ -188,9 +192,14 @@ void RemotePullProvider::Handle(Waiter waiter) {
       image->unresolved.push_back(std::move(waiter));
     } else {
       action = Action::kNotInJob;
+      bool again = false;
       for (size_t i = 0; i < image->layers.size(); ++i) {
         LayerSlot& slot = image->layers[i];
-        if (slot.chain_id.str() != ref || !slot.staging.has_value()) continue;
+        if (slot.chain_id.str() != ref) continue;
+        // Committed when the image resolved (by another image) or by this image's job, and
+        // not committed now: removed since (`crictl rmi`, GC) and pulled again.
+        again = !slot.staging.has_value() || slot.finished;
+        if (again) break;
         slot_index = i;
         action = Action::kFinish;
         if (!slot.settled) {
@@ -199,8 +208,27 @@ void RemotePullProvider::Handle(Waiter waiter) {
         }
         break;
       }
+      // The image is resolved anew once its last job is over. Without this, containerd
+      // fetched such layers itself, and a failed layer's error stuck to the image.
+      if (again && image->settled == image->job_slots.size()) {
+        stale = std::move(image);
+        image = std::make_unique<Image>();
+        image->image_ref = labels.at(kCriImageRefLabel);
+        image_ref = image->image_ref;
+        image->unresolved.push_back(std::move(waiter));
+        action = Action::kResolve;
+      }
     }
     if (image == nullptr) images_.erase(key);
+  }
+  if (stale != nullptr) {
+    // Its layers that were unpacked but never asked for (their Prepare never came) are
+    // dropped with it; its job is over, so nothing writes there.
+    for (LayerSlot& slot : stale->layers) {
+      if (slot.staging.has_value() && !slot.finished) {
+        (void)snapshotter_->DiscardStaging(*slot.staging);
+      }
+    }
   }
   switch (action) {
     case Action::kQueued:
@@ -212,8 +240,8 @@ void RemotePullProvider::Handle(Waiter waiter) {
       Finish(key, slot_index, std::move(waiter));
       return;
     case Action::kNotInJob:
-      // Not a layer this image's job pulls (an unknown chainID, or one that was committed
-      // when the image resolved and has been removed since): containerd applies it.
+      // Not a layer this image's job pulls (an unknown chainID, or one removed since the
+      // image resolved while its job still runs): containerd applies it.
       log::Info("remote pull: layer not in job, containerd applies it",
                 {{"image", labels.at(kCriImageRefLabel)}, {"chain_id", ref}});
       std::move(waiter.done)(RemoteOutcome::kNotHandled);
@@ -272,6 +300,7 @@ void RemotePullProvider::Resolve(const std::string& image_key, const std::string
       break;
     }
     job_slots.push_back(i);
+    CrashPoint("remote.resolve.staged");
     requests.push_back({blobs[i], img->config.diff_ids[i], staging->fs});
   }
   auto discard_all = [&] {
@@ -396,14 +425,35 @@ void RemotePullProvider::OnLayerDone(const std::string& image_key, size_t job_in
 
 void RemotePullProvider::ReapJob(const std::string& image_key) {
   std::unique_ptr<PullJob> job;
+  std::vector<StagingDir> orphans;
   {
     absl::MutexLock lock(&mu_);
     auto it = images_.find(image_key);
     if (it == images_.end()) return;
     job = std::move(it->second->job);
+    if (options_.on_failure == RemoteFailurePolicy::kFail) {
+      orphans = TakeOrphanedStagingLocked(*it->second);
+    }
   }
   // Every layer settled, so this only joins threads that are exiting.
   if (job != nullptr) (void)job->Wait();
+  for (const StagingDir& d : orphans) (void)snapshotter_->DiscardStaging(d);
+}
+
+std::vector<StagingDir> RemotePullProvider::TakeOrphanedStagingLocked(Image& image) {
+  // containerd applies an image's layers bottom up and stops at the first error, so with
+  // kFail no Prepare ever comes for a layer above a failed one: its unpacked staging dir
+  // would stay until the next restart (a later pull resolves the image anew).
+  std::vector<StagingDir> orphans;
+  bool failed_below = false;
+  for (LayerSlot& slot : image.layers) {
+    if (failed_below && slot.staging.has_value() && slot.settled && !slot.finished) {
+      orphans.push_back(*slot.staging);
+      slot.finished = true;
+    }
+    if (slot.settled && !slot.result.ok()) failed_below = true;
+  }
+  return orphans;
 }
 
 void RemotePullProvider::Finish(const std::string& image_key, size_t slot_index,
@@ -449,6 +499,7 @@ void RemotePullProvider::Finish(const std::string& image_key, size_t slot_index,
       return;
     }
     std::move(waiter.done)(RemoteOutcome::kCommitted);
+    CrashPoint("remote.layer.answered");
     return;
   }
   // Another Prepare of the same layer committed it first (or it is gone again).

@@ -137,6 +137,10 @@ class RemotePullProvider final : public RemoteLayerProvider {
                    const absl::Status& status);
   void Finish(const std::string& image_key, size_t slot, Waiter waiter);
   void ReapJob(const std::string& image_key);
+  // With kFail: marks finished and returns the staging dirs of unpacked layers above a failed
+  // one of `image`, which no Prepare can claim any more (the caller discards them).
+  std::vector<StagingDir> TakeOrphanedStagingLocked(Image& image)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Answers a waiter whose layer could not be pulled, by the failure policy.
   void AnswerFailure(Waiter waiter, const absl::Status& status);
   bool IsCommitted(const std::string& name);

@@ -12,6 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/crash_point.h"
 #include "common/fd.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -162,6 +163,7 @@ absl::StatusOr<std::vector<MountSpec>> OverlaySnapshotter::CreateSnapshot(
     }
     SS_ASSIGN_OR_RETURN(id, store_->Insert(info));
     SS_RETURN_IF_ERROR(Rename(temp.path, SnapshotDir(id)));
+    CrashPoint("snapshot.prepare.after_rename");
     renamed = true;
     SS_ASSIGN_OR_RETURN(auto mounts, MountsFor(SnapshotRecord{id, info, {}}));
     // The row commits last: once it is durable the directory is already complete.
@@ -234,6 +236,7 @@ absl::Status OverlaySnapshotter::Remove(const std::string& key) {
     SS_RETURN_IF_ERROR(store_->Delete(key));
     // The row goes first; a crash from here on leaves only an orphan dir, which Open removes.
     SS_RETURN_IF_ERROR(tx->Commit());
+    CrashPoint("snapshot.remove.after_commit");
     labels = record.info.labels;
     // Renaming out of the id namespace makes the removal look atomic to Cleanup and to
     // readers of the directory listing; the slow recursive delete happens without the lock.
@@ -245,6 +248,7 @@ absl::Status OverlaySnapshotter::Remove(const std::string& key) {
     }
   }
   if (!doomed.empty()) {
+    CrashPoint("snapshot.remove.renamed");
     auto status = RemoveAll(doomed);
     if (!status.ok()) {
       // The snapshot is gone from containerd's point of view; the next start retries.
@@ -264,6 +268,12 @@ absl::StatusOr<SnapshotInfo> OverlaySnapshotter::Stat(const std::string& key) {
   absl::MutexLock lock(&mu_);
   SS_ASSIGN_OR_RETURN(SnapshotRecord record, store_->Get(key));
   return record.info;
+}
+
+absl::StatusOr<std::string> OverlaySnapshotter::Dir(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  SS_ASSIGN_OR_RETURN(SnapshotRecord record, store_->Get(key));
+  return SnapshotDir(record.id);
 }
 
 absl::StatusOr<SnapshotInfo> OverlaySnapshotter::Update(const SnapshotInfo& info,
@@ -355,6 +365,7 @@ absl::StatusOr<int> OverlaySnapshotter::RemoveOrphans(bool all_temps) {
       }
     }
   }
+  if (!doomed.empty()) CrashPoint(all_temps ? "snapshot.open.orphans_found" : "snapshot.cleanup.renamed");
   for (const std::string& path : doomed) SS_RETURN_IF_ERROR(RemoveAll(path));
   return static_cast<int>(doomed.size());
 }
@@ -375,8 +386,11 @@ absl::Status OverlaySnapshotter::CommitStaged(const StagingDir& staging, const s
   SS_ASSIGN_OR_RETURN(auto tx, store_->Begin());
   SS_RETURN_IF_ERROR(CheckParent(parent));
   SS_ASSIGN_OR_RETURN(int64_t id, store_->Insert(info, usage));
+  CrashPoint("snapshot.commit_staged.before_rename");
   SS_RETURN_IF_ERROR(Rename(staging.path, SnapshotDir(id)));
+  CrashPoint("snapshot.commit_staged.after_rename");
   auto status = tx->Commit();
+  CrashPoint("snapshot.commit_staged.after_commit");
   if (!status.ok()) {
     // Hand the content back to the caller, who still owns the staging dir.
     Rename(SnapshotDir(id), staging.path).IgnoreError();

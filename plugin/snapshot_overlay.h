@@ -76,6 +76,9 @@ class OverlaySnapshotter {
   absl::Status Remove(const std::string& key);
   // Info of `key`. NotFound.
   absl::StatusOr<SnapshotInfo> Stat(const std::string& key);
+  // The directory of snapshot `key` (<root>/snapshots/<id>, holding `fs` and `work`). The
+  // path is valid until the snapshot is removed. NotFound.
+  absl::StatusOr<std::string> Dir(const std::string& key);
   // Updates mutable fields (labels) of `info.name`: with no `fieldpaths` all labels are
   // replaced; "labels" replaces all; "labels.<k>" sets k from info.labels or deletes it.
   // Returns the stored info. NotFound; InvalidArgument for other paths or bad labels.

@@ -24,6 +24,11 @@ class BlobReader {
   // OutOfRange when offset > size(). Registry errors as in RegistryClient (NotFound,
   // Unauthenticated, PermissionDenied, Unavailable, DataLoss).
   virtual absl::StatusOr<std::string> ReadAt(int64_t offset, int64_t length) = 0;
+
+  // Called by a reader that found bytes from ReadAt corrupt (a span or blob digest check
+  // failed): drop every copy of this blob kept on the way, so that later reads fetch it
+  // afresh instead of failing for good. Default: nothing is kept. Thread-safe.
+  virtual void ForgetCached() {}
 };
 
 }  // namespace slipstream::remote

@@ -26,6 +26,12 @@ ChunkKey CachedBlobReader::KeyOf(int64_t chunk_index) const {
   return ChunkKey{inner_->digest(), offset, std::min(chunk_size_, size_ - offset)};
 }
 
+void CachedBlobReader::ForgetCached() {
+  // The whole blob: which chunk held the bad bytes is not known here, and corruption is rare.
+  cache_->EraseBlob(digest());
+  inner_->ForgetCached();
+}
+
 absl::StatusOr<std::string> CachedBlobReader::ReadAt(int64_t offset, int64_t length) {
   if (offset < 0 || length < 0) {
     return absl::InvalidArgumentError(absl::StrCat("read ", digest().Short(), " at ", offset,

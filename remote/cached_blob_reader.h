@@ -40,6 +40,10 @@ class CachedBlobReader : public BlobReader {
   // reader's errors (annotated with the blob and range), which are not cached.
   absl::StatusOr<std::string> ReadAt(int64_t offset, int64_t length) override;
 
+  // Erases every cached chunk of the blob (ChunkCache::EraseBlob), then forwards to the inner
+  // reader. Fetches in flight still complete into the cache.
+  void ForgetCached() override;
+
   int64_t chunk_size() const { return chunk_size_; }
 
  private:

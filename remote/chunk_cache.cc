@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/crash_point.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "remote/chunk_cache_format.h"
@@ -240,6 +241,7 @@ absl::Status ChunkCache::WriteFile(const ChunkKey& key, std::string_view data) {
     // data; the file then fails its size or checksum test, is deleted and fetched again.
     // An fsync per chunk would cost far more throughput on the pull path than that.
     if (close(fd.Release()) != 0) return LastErrnoStatus(absl::StrCat("close ", tmp));
+    CrashPoint("chunk_cache.write.before_rename");
     if (rename(tmp.c_str(), path.c_str()) == 0) return absl::OkStatus();
     if (errno != ENOENT) return LastErrnoStatus(absl::StrCat("rename to ", path));
     // First chunk of this blob: create its directory only now, so a hot path of writes to

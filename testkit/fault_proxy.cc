@@ -271,7 +271,8 @@ FaultId FaultProxy::TakeFault(const HttpServerRequest& request, Fault* fault) {
 
 void FaultProxy::Record(const HttpServerRequest& request, int status, FaultId id) {
   absl::MutexLock lock(&mu_);
-  requests_.push_back(ProxiedRequest{request.method, request.target, status, id});
+  requests_.push_back(
+      ProxiedRequest{request.method, request.target, status, id, request.Header("range")});
 }
 
 HttpServerResponse FaultProxy::Handle(const HttpServerRequest& request) {

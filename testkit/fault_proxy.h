@@ -66,6 +66,7 @@ struct ProxiedRequest {
   std::string target;
   int status = 0;      // status answered to the client (502 when upstream was unreachable)
   FaultId fault = -1;  // the fault applied, or -1
+  std::string range;   // the request's Range header ("bytes=0-1023"), or empty
 };
 
 struct FaultProxyOptions {

@@ -85,6 +85,9 @@ run_mode() {
   if [ "$snapshotter" = slipstream ]; then
     cat >"$dir/slipstreamd.toml" <<TOML
 default_mode = "$mode"
+# The run dir goes at the end: unmount rather than leave the mount to the fd holder.
+[lazy]
+keep_mounts_on_exit = false
 [registry]
 hosts_dir = "$work/certs.d"
 TOML
@@ -152,6 +155,12 @@ TOML
   if [ -n "$slip_pid" ]; then
     stop_timed "$slip_pid"
     slip_rss="$(rss_mib "$dir/slipstreamd.time")"
+  fi
+  if [ -S "$dir/slipstream/fuse-holder.sock" ]; then
+    # The fd holder slipstreamd started (lazy mode), and a mount a crash may have left.
+    "$build_dir/cmd/slipstream-fuse-holder" --socket "$dir/slipstream/fuse-holder.sock" --stop \
+      >/dev/null 2>&1 || true
+    umount -l "$dir/slipstream/fuse" 2>/dev/null || true
   fi
   umount -R "$dir/containerd-root" 2>/dev/null || true
   rm -rf "$dir"

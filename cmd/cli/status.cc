@@ -60,16 +60,19 @@ absl::Status Status(const std::string& address, bool json, std::ostream& out) {
     if (!r.fuse_mount().empty()) out << "no lazy layers\n";
     return absl::OkStatus();
   }
-  out << absl::StrFormat("%-16s %-19s %14s %23s %6s %6s %4s\n", "LAYER", "BLOB", "SPANS",
-                         "FETCHED", "HITS", "ERRORS", "OPEN");
+  out << absl::StrFormat("%-16s %-19s %14s %23s %6s %6s %4s  %4s  %s\n", "LAYER", "BLOB", "SPANS",
+                         "FETCHED", "HITS", "ERRORS", "OPEN", "", "STATE");
   for (const slipstream::v1::LazyLayer& l : r.lazy_layers()) {
     const double pct =
         l.spans_total() > 0 ? 100.0 * static_cast<double>(l.spans_fetched()) / l.spans_total() : 0;
-    out << absl::StrFormat("%-16s %-19s %7d/%-6d %10s / %10s %6d %6d %4d  %3.0f%%\n",
+    out << absl::StrFormat("%-16s %-19s %7d/%-6d %10s / %10s %6d %6d %4d  %3.0f%%  %s\n",
                            l.name().substr(0, 16), l.blob().substr(0, 19), l.spans_fetched(),
                            l.spans_total(), Mib(l.compressed_bytes_fetched()),
                            Mib(l.compressed_bytes_total()), l.cache_hits(), l.read_errors(),
-                           l.open_files(), pct);
+                           l.open_files(), pct,
+                           l.state().empty() ? "-" : l.state());
+    if (!l.local_dir().empty()) out << "  local: " << l.local_dir() << "\n";
+    if (!l.error().empty()) out << "  error: " << l.error() << "\n";
   }
   return absl::OkStatus();
 }

@@ -64,11 +64,15 @@ struct ModeRuleConfig {
 //   mount_dir = ""                     # "" = <root>/fuse (lazy mode's FUSE mountpoint)
 //   keep_mounts_on_exit = true         # on SIGTERM leave the FUSE mount to the fd holder
 //   holder_socket = ""                 # "" = <root>/fuse-holder.sock (slipstream-fuse-holder)
+//   background_threads = 2             # threads completing lazy layers; 0 = reads only
 //   [cache]
 //   size = "10GiB"
 //   [registry]
 //   hosts_dir = "/etc/containerd/certs.d"
 //   docker_config = ""                 # "" = $DOCKER_CONFIG/config.json or ~/.docker/config.json
+//   max_attempts = 6                   # tries of one registry request (remote/retry.h)
+//   retry_max_total = "2m"             # one request's retries end within this
+//   stall_timeout = "30s"              # a transfer receiving no byte this long is aborted
 //   [cri]                              # the CRI ImageService proxy (docs/cri-proxy.md)
 //   enable_image_service = false       # serve runtime.v1.ImageService on `address`
 //   containerd_address = "/run/containerd/containerd.sock"  # the CRI socket it forwards to
@@ -92,9 +96,16 @@ struct DaemonConfig {
   bool lazy_keep_mounts_on_exit = true;
   // The fd holder's socket; "" = <root>/fuse-holder.sock.
   std::string lazy_holder_socket;
+  // Threads fetching the spans of lazy layers nobody read yet; 0 = only what is read.
+  int lazy_background_threads = 2;
   int64_t cache_size = int64_t{10} << 30;
   std::string hosts_dir = "/etc/containerd/certs.d";
   std::string docker_config;
+  // The registry client's retries and stall detection (remote::RetryPolicy,
+  // RegistryClientOptions::stall_timeout), for every registry request of both modes.
+  int registry_max_attempts = 6;
+  absl::Duration registry_retry_max_total = absl::Minutes(2);
+  absl::Duration registry_stall_timeout = absl::Seconds(30);
   CriConfig cri;
   // Where GET /metrics is served, "IPv4:PORT" (port 0 = any free port); "" = no endpoint.
   std::string metrics_address;

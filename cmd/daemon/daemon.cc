@@ -27,6 +27,9 @@ absl::StatusOr<std::unique_ptr<remote::RegistryClient>> MakeClient(
     const DaemonConfig& config, std::shared_ptr<plugin::RuntimeCredentials> runtime_credentials) {
   remote::RegistryClientOptions client_opts;
   client_opts.hosts_dir = config.hosts_dir;
+  client_opts.retry.max_attempts = config.registry_max_attempts;
+  client_opts.retry.max_total = config.registry_retry_max_total;
+  client_opts.stall_timeout = config.registry_stall_timeout;
   std::vector<std::unique_ptr<remote::CredentialStore>> chain;
   chain.push_back(std::make_unique<plugin::SharedCredentials>(std::move(runtime_credentials)));
   chain.push_back(std::make_unique<remote::DockerConfigCredentials>(
@@ -84,6 +87,7 @@ absl::Status Daemon::StartLazy() {
   plugin::LazyPullOptions opts;
   opts.mount_dir = mount_dir;
   opts.chunk_cache = chunk_cache_.get();
+  opts.background_threads = config_.lazy_background_threads;
   lazy_ = std::make_unique<plugin::LazyPullProvider>(snapshotter_.get(), client_.get(),
                                                      layer_fs_.get(), parallel_.get(), opts);
   absl::StatusOr<int> restored = lazy_->Restore();
@@ -101,6 +105,8 @@ absl::Status Daemon::StartLazy() {
                   .log_path = absl::StrCat(config_.root, "/fuse-holder.log")};
   mount.keep_mount_on_exit = config_.lazy_keep_mounts_on_exit;
   SS_ASSIGN_OR_RETURN(fuse_mount_, fuse::DurableMount::Open(layer_fs_.get(), std::move(mount)));
+  // Restored layers' FUSE copies may go only when no mount from before the restart remains.
+  lazy_->OnMounted(fuse_mount_->resumed());
   return absl::OkStatus();
 }
 
@@ -141,6 +147,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
   d->status_ = std::make_unique<StatusService>([raw] {
     slipstream::v1::GetStatusResponse r =
         BuildStatus(raw->config_.default_mode, raw->parallel_.get(), raw->layer_fs_.get(),
+                    raw->lazy_.get(),
                     raw->fuse_mount_ != nullptr ? raw->fuse_mount_->mountpoint() : "");
     if (raw->metrics_ != nullptr) r.set_metrics_address(raw->metrics_->address());
     return r;

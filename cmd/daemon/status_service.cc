@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/daemon/status_service.h"
 
+#include <map>
+
 namespace slipstream::daemon {
 
 slipstream::v1::GetStatusResponse BuildStatus(const std::string& default_mode,
                                               const plugin::RemotePullProvider* parallel,
                                               const fuse::LayerFs* layer_fs,
+                                              const plugin::LazyPullProvider* lazy,
                                               const std::string& fuse_mount) {
   slipstream::v1::GetStatusResponse r;
   r.set_default_mode(default_mode);
@@ -36,6 +39,24 @@ slipstream::v1::GetStatusResponse BuildStatus(const std::string& default_mode,
       l->set_cache_hits(s.counters.cache_hits);
       l->set_read_errors(s.counters.read_errors);
       l->set_open_files(s.open_files);
+    }
+    if (lazy != nullptr) {
+      // Every layer the provider tracks: its state, and the local ones the LayerFs no longer
+      // serves.
+      std::map<std::string, slipstream::v1::LazyLayer*> by_name;
+      for (slipstream::v1::LazyLayer& l : *r.mutable_lazy_layers()) by_name[l.name()] = &l;
+      for (const plugin::LazyLayerInfo& info : lazy->Layers()) {
+        slipstream::v1::LazyLayer* l = by_name[info.name];
+        if (l == nullptr) {
+          l = r.add_lazy_layers();
+          l->set_name(info.name);
+          l->set_layer_id(info.layer_id);
+          l->set_blob(info.blob);
+        }
+        l->set_state(info.state);
+        l->set_local_dir(info.local_dir);
+        l->set_error(info.error);
+      }
     }
   }
   return r;

@@ -5,17 +5,20 @@
 #include <string>
 
 #include "fuse/layer_fs.h"
+#include "plugin/lazy_pull_provider.h"
 #include "plugin/remote_pull_provider.h"
 #include "slipstream/v1/status.grpc.pb.h"
 
 namespace slipstream::daemon {
 
 // What slipstreamd reports about itself: the mode, the parallel pulls started, and every lazy
-// layer with its fetch progress and read counters. `parallel` and `layer_fs` may be null (the
-// modes without them). Reads atomics and takes the LayerFs lock briefly; no I/O.
+// layer with its fetch progress, read counters and local-disk state. `parallel`, `layer_fs`
+// and `lazy` may be null (the modes without them). Reads atomics and takes the LayerFs and
+// provider locks briefly; no I/O.
 slipstream::v1::GetStatusResponse BuildStatus(const std::string& default_mode,
                                               const plugin::RemotePullProvider* parallel,
                                               const fuse::LayerFs* layer_fs,
+                                              const plugin::LazyPullProvider* lazy,
                                               const std::string& fuse_mount);
 
 // slipstream.v1.Status on slipstreamd's socket (what `slipstream status` calls). Answers from

@@ -31,6 +31,10 @@ TEST(DeployTest, DaemonConfigIsTheDefaults) {
   EXPECT_EQ(parsed->engine.use_soci_index, defaults.engine.use_soci_index);
   EXPECT_EQ(parsed->cache_size, defaults.cache_size);
   EXPECT_EQ(parsed->hosts_dir, defaults.hosts_dir);
+  EXPECT_EQ(parsed->registry_max_attempts, defaults.registry_max_attempts);
+  EXPECT_EQ(parsed->registry_retry_max_total, defaults.registry_retry_max_total);
+  EXPECT_EQ(parsed->registry_stall_timeout, defaults.registry_stall_timeout);
+  EXPECT_EQ(parsed->lazy_background_threads, defaults.lazy_background_threads);
   EXPECT_EQ(parsed->lazy_mount_dir, defaults.lazy_mount_dir);
   EXPECT_EQ(parsed->lazy_keep_mounts_on_exit, defaults.lazy_keep_mounts_on_exit);
   EXPECT_EQ(parsed->lazy_holder_socket, defaults.lazy_holder_socket);

@@ -9,11 +9,13 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -451,6 +453,35 @@ TEST_F(FuseMountTest, WritesAreReadOnlyFilesystemErrors) {
   EXPECT_EQ(errno, EROFS);
   EXPECT_EQ(::unlink(file.c_str()), -1);
   EXPECT_EQ(errno, EROFS);
+}
+
+// allow_other lets every user of the node into the mount (containers run as any uid), so
+// the kernel must check owners and modes (default_permissions): an unprivileged process may
+// read a 0644 file of the layer but not its 0600 file owned by someone else.
+TEST_F(FuseMountTest, OtherUsersGetTheFilesModesNotRoots) {
+  // The mount lies below a 0700 temp dir: open the layer root as root, then drop privileges
+  // and open relative to it.
+  UniqueFd base(::open((mnt_ + "/base").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  ASSERT_TRUE(base.valid()) << std::strerror(errno);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Exit codes: 0 as expected, 1 cannot become nobody, 2 the 0644 file failed, 3 the 0600
+    // file opened, 4 it failed with another errno than EACCES.
+    if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) _exit(1);
+    const int readable = ::openat(base.get(), "xattrs", O_RDONLY | O_CLOEXEC);
+    if (readable < 0) _exit(2);
+    ::close(readable);
+    const int secret = ::openat(base.get(), "secret", O_RDONLY | O_CLOEXEC);
+    if (secret >= 0) _exit(3);
+    _exit(errno == EACCES ? 0 : 4);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // Root (the test) reads it: the permission check is the kernel's, not a blanket refusal.
+  EXPECT_EQ(ReadWhole(mnt_ + "/base/secret"), "0600\n");
 }
 
 TEST_F(FuseMountTest, BlobFaultsAreEioNotHangs) {

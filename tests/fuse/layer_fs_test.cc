@@ -9,6 +9,9 @@
 
 #include <map>
 #include <set>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "common/status.h"
 #include "tests/fuse/test_layer.h"
@@ -269,6 +272,38 @@ TEST_F(LayerFsTest, RemovedLayerLivesUntilForgotten) {
   ASSERT_TRUE(fs_.Forget(layer_root, 2).ok());
   EXPECT_EQ(fs_.GetAttr(hosts->ino).status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(fs_.AddLayer("new", kLayerId, RichLayer().ztoc, RichLayer().NewReader()).ok());
+}
+
+TEST_F(LayerFsTest, RetireObserverFiresOnceWhenTheKernelForgetsTheLastInode) {
+  std::vector<std::pair<std::string, uint32_t>> retired;
+  fs_.SetRetireObserver(
+      [&](const std::string& name, uint32_t id) { retired.emplace_back(name, id); });
+  absl::StatusOr<Attr> hosts = Walk(fs_, testing::kHosts);
+  ASSERT_TRUE(hosts.ok());
+  const uint64_t layer_root = MakeIno(kLayerId, kLayerRootNumber);
+  const uint64_t etc = Walk(fs_, "etc")->ino;
+  ASSERT_TRUE(fs_.RemoveLayer(kLayerName).ok());
+  EXPECT_TRUE(retired.empty()) << "the kernel still holds inodes of it";
+  ASSERT_TRUE(fs_.Forget(hosts->ino, 1).ok());
+  ASSERT_TRUE(fs_.Forget(etc, 2).ok());
+  EXPECT_TRUE(retired.empty());
+  ASSERT_TRUE(fs_.Forget(layer_root, 2).ok());
+  ASSERT_EQ(retired.size(), 1u);
+  EXPECT_EQ(retired[0], std::make_pair(std::string(kLayerName), kLayerId));
+
+  // A layer nothing ever looked up retires in RemoveLayer itself.
+  ASSERT_TRUE(fs_.AddLayer("other", 9, RichLayer().ztoc, RichLayer().NewReader()).ok());
+  ASSERT_TRUE(fs_.RemoveLayer("other").ok());
+  ASSERT_EQ(retired.size(), 2u);
+  EXPECT_EQ(retired[1], std::make_pair(std::string("other"), uint32_t{9}));
+  // A layer with an open file is not removed, so nothing retires.
+  ASSERT_TRUE(fs_.AddLayer("third", 10, RichLayer().ztoc, RichLayer().NewReader()).ok());
+  absl::StatusOr<Attr> file = Walk(fs_, testing::kHosts, "third");
+  ASSERT_TRUE(file.ok());
+  absl::StatusOr<uint64_t> fh = fs_.Open(file->ino, O_RDONLY);
+  ASSERT_TRUE(fh.ok());
+  EXPECT_EQ(fs_.RemoveLayer("third").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(retired.size(), 2u);
 }
 
 TEST_F(LayerFsTest, RemoveIsRefusedWhileFilesAreOpen) {

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
 #include <thread>
 
 #include "common/metrics.h"
@@ -275,6 +277,56 @@ TEST(LayerFsReadAheadTest, SequentialReadsFetchTheNextSpanAhead) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(*got, layer.files.at(testing::kBigFile).substr(next, 1000));
   EXPECT_EQ(layer.blob->reads(), reads);
+  ASSERT_TRUE(fs.Release(big->ino, *fh).ok());
+}
+
+TEST(LayerFsReadAheadTest, DeepReadAheadKeepsEveryPoolThreadBusy) {
+  testing::TestLayer layer = testing::Fresh(RichLayer());
+  LayerFsOptions options;
+  options.readahead_spans = 4;
+  options.readahead_threads = 2;
+  LayerFs fs(options);
+  ASSERT_TRUE(fs.AddLayer("l", 1, layer.ztoc, layer.NewReader()).ok());
+  absl::StatusOr<Attr> big = fs.Lookup(MakeIno(1, 1), testing::kBigFile);
+  ASSERT_TRUE(big.ok());
+  absl::StatusOr<uint64_t> fh = fs.Open(big->ino, O_RDONLY);
+  ASSERT_TRUE(fh.ok());
+  std::shared_ptr<LayerReader> reader = fs.Reader("l");
+  const index::Ztoc& z = *layer.ztoc;
+  int64_t start = -1;
+  for (const auto& e : z.entries) {
+    if (e.name == testing::kBigFile) start = e.uncompressed_offset;
+  }
+  ASSERT_GE(start, 0);
+  const int64_t current = z.SpanForUncompressedOffset(start);
+  ASSERT_EQ(z.SpanForUncompressedOffset(start + 8191), current);
+  ASSERT_TRUE(fs.Read(big->ino, *fh, 0, 4096).ok());
+  // Fetches block from now on: the read-ahead the next read starts shows how many run at
+  // once. The next read stays in the span already cached, so it does not block itself.
+  layer.blob->CloseGate();
+  ASSERT_TRUE(fs.Read(big->ino, *fh, 4096, 4096).ok());
+  // Four spans ahead, in two tasks: one fetch per pool thread (one task would block one).
+  WaitUntil([&] { return layer.blob->blocked() == 2; });
+  EXPECT_EQ(layer.blob->blocked(), 2);
+  layer.blob->OpenGate();
+  WaitUntil([&] { return reader->Counters().readahead_spans == 4; });
+  // The rest of the next 4 spans reads from the cache. That read is sequential too, so it
+  // starts read-ahead beyond them: with the gate closed again those fetches block before they
+  // count, and a read that needed a fetch itself would block (hence the bounded wait).
+  const auto counters = reader->Counters();
+  const int64_t foreground = counters.spans_fetched - counters.readahead_spans;
+  layer.blob->CloseGate();
+  const std::string& content = layer.files.at(testing::kBigFile);
+  const int64_t end = z.SpanUncompressedEnd(current + 4) - start;
+  auto read = std::async(std::launch::async, [&] { return fs.Read(big->ino, *fh, 8192, end - 8192); });
+  const bool from_cache = read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  const auto after = reader->Counters();
+  layer.blob->OpenGate();
+  EXPECT_TRUE(from_cache) << "the read waited for a fetch";
+  absl::StatusOr<std::string> got = read.get();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(*got == content.substr(8192, end - 8192));
+  EXPECT_EQ(after.spans_fetched - after.readahead_spans, foreground);
   ASSERT_TRUE(fs.Release(big->ino, *fh).ok());
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/fd.h"
 #include "common/subprocess.h"
@@ -340,11 +342,11 @@ class CriIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileAtomic(config, absl::StrCat(slipstreamd_config_,
                                                      "[metrics]\naddress = \"127.0.0.1:0\"\n",
                                                      "[registry]\nhosts_dir = \"", hosts_dir_,
-                                                     "\"\n"))
+                                                     "\"\n", slipstreamd_registry_config_))
                     .ok());
     auto child = ChildProcess::Start({SLIPSTREAMD_PATH, "--config", config, "--root", slip_root_,
                                       "--address", slip_socket_, "--log-level", "debug"},
-                                     tmp_->Join("slipstreamd.log"));
+                                     tmp_->Join("slipstreamd.log"), slipstreamd_env_);
     ASSERT_TRUE(child.ok()) << child.status();
     slipstreamd_ = std::make_unique<ChildProcess>(std::move(*child));
     absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -363,9 +365,11 @@ class CriIntegrationTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(WaitForContainerd());
   }
 
-  // containerd redials a restarted snapshotter with gRPC backoff (a few seconds), and a call
+  // containerd redials a restarted snapshotter with gRPC backoff (about a second), and a call
   // made before that fails with "connection refused" although the new daemon is serving:
-  // waits until a snapshot listing through containerd works again.
+  // waits until containerd answers snapshot listings again and its proxy client is connected
+  // to the new slipstreamd (WaitForRedial; a listing alone is answered from containerd's own
+  // metadata and passes before the redial).
   void WaitForContainerd() {
     absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (true) {
@@ -373,9 +377,35 @@ class CriIntegrationTest : public ::testing::Test {
                               "--snapshotter", "slipstream", "ls"},
                              {.timeout = absl::Seconds(30)});
       ASSERT_TRUE(r.ok()) << r.status();
-      if (r->exit_code == 0) return;
+      if (r->exit_code == 0) break;
       ASSERT_LT(absl::Now(), deadline) << "containerd never reconnected:\n" << r->stderr_data;
       absl::SleepFor(absl::Milliseconds(200));
+    }
+    ASSERT_NO_FATAL_FAILURE(WaitForRedial());
+  }
+
+  // Waits until some client is connected to the running slipstreamd: a connected unix socket
+  // bound to slipstreamd's path (the daemon's end of an accepted connection) in
+  // /proc/net/unix. Right after a (re)start only containerd connects. The daemon binds in a
+  // private directory next to the socket and renames the socket into place
+  // (plugin/service_server.cc); the kernel keeps the bound name.
+  void WaitForRedial() {
+    const std::string bind_prefix =
+        absl::StrCat(slip_socket_.substr(0, slip_socket_.rfind('/')), "/.bind-");
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (true) {
+      auto table = ReadFileToString("/proc/net/unix", 64 << 20);
+      ASSERT_TRUE(table.ok()) << table.status();
+      for (absl::string_view line : absl::StrSplit(*table, '\n')) {
+        // "Num RefCount Protocol Flags Type St Inode Path"; St 03 = connected.
+        std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+        if (f.size() == 8 && f[5] == "03" &&
+            (f[7] == slip_socket_ || absl::StartsWith(f[7], bind_prefix))) {
+          return;
+        }
+      }
+      ASSERT_LT(absl::Now(), deadline) << "containerd never redialed " << slip_socket_;
+      absl::SleepFor(absl::Milliseconds(50));
     }
   }
 
@@ -478,6 +508,9 @@ class CriIntegrationTest : public ::testing::Test {
 
   const std::string tmp_prefix_;
   std::string slipstreamd_config_;  // TOML lines before [registry]; PushImages() may add to it
+  std::string slipstreamd_registry_config_;  // TOML lines added to slipstreamd's [registry]
+  // Extra environment of the next slipstreamd started (e.g. SLIPSTREAM_CRASH_AT).
+  std::map<std::string, std::string> slipstreamd_env_;
   const ContainerdVersion version_;
   const ContainerdRelease release_;
   const std::string ctr_;  // the release's own ctr

@@ -13,10 +13,13 @@
 // the lazy layer right after it is mounted (and is not configurable from the TOML file), so a
 // byte count would race with it.
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -34,12 +37,15 @@
 #include "common/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "plugin/remote_pull_provider.h"
 #include "remote/reference.h"
 #include "remote/registry_client.h"
 #include "testkit/image_builder.h"
 #include "testkit/registry_fixture.h"
 #include "tests/integration/cri_env.h"
+#include "tests/plugin/snapshot_test_tree.h"
+#include "unpack/layer_unpacker.h"
 
 namespace slipstream {
 namespace {
@@ -71,6 +77,31 @@ std::string TextFile(int n) {
     absl::StrAppend(&out, "file ", n, " line ", line, ": the quick brown fox jumps\n");
   }
   return out;
+}
+
+// The JSON of `slipstream status --json`.
+nlohmann::json StatusJson(const std::string& socket) {
+  auto r = RunSubprocess({SLIPSTREAM_CLI_PATH, "status", "--address", socket, "--json"},
+                         {.timeout = absl::Seconds(30)});
+  EXPECT_TRUE(r.ok() && r->exit_code == 0) << (r.ok() ? r->stderr_data : r.status().ToString());
+  if (!r.ok()) return nlohmann::json();
+  auto doc = nlohmann::json::parse(r->stdout_data, nullptr, /*allow_exceptions=*/false);
+  EXPECT_TRUE(doc.is_object()) << r->stdout_data;
+  return doc.is_object() ? doc : nlohmann::json();
+}
+
+// The lazy layer `name` of a status document (null when absent).
+nlohmann::json LazyLayerOf(const nlohmann::json& status, const std::string& name) {
+  if (!status.is_object() || !status.contains("lazyLayers")) return nlohmann::json();
+  for (const nlohmann::json& l : status["lazyLayers"]) {
+    if (l.value("name", "") == name) return l;
+  }
+  return nlohmann::json();
+}
+
+std::string RealPath(const std::string& path) {
+  char resolved[PATH_MAX];
+  return ::realpath(path.c_str(), resolved) == nullptr ? "" : std::string(resolved);
 }
 
 class LazyCriTest : public it::CriIntegrationTest {
@@ -160,17 +191,17 @@ TEST_F(LazyCriTest, PullRunRestartAndRemove) {
   ExpectText(7);
   ExpectSha256("/big/bin/r13", random_sha256_[13]);
 
-  // The metrics endpoint saw it: a lazy Prepare committed, spans fetched, one lazy layer
-  // whose background completion has a total.
+  // The metrics endpoint saw it: a lazy Prepare committed, spans fetched, and the lazy
+  // layer either still in the FUSE mount (with its total) or, completed, on local disk
+  // already (then no FUSE layer is left to count).
   testkit::PrometheusScrape m = Scrape();
   EXPECT_GE(m.Get("slipstream_prepare_seconds_count{mode=\"lazy\",outcome=\"committed\"}"), 2);
   EXPECT_GE(m.Get("slipstream_span_fetch_seconds_count"), 1);
-  EXPECT_EQ(m.Get("slipstream_lazy_layers{state=\"complete\"}") +
-                m.Get("slipstream_lazy_layers{state=\"fetching\"}"),
-            1);
+  const double in_fuse = m.Get("slipstream_lazy_layers{state=\"complete\"}") +
+                         m.Get("slipstream_lazy_layers{state=\"fetching\"}");
+  EXPECT_LE(in_fuse, 1);
   EXPECT_EQ(m.Get("slipstream_lazy_compressed_bytes{kind=\"total\"}"),
-            image_.layers[1].descriptor.size);
-  EXPECT_GT(m.Get("slipstream_lazy_compressed_bytes{kind=\"fetched\"}"), 0);
+            in_fuse == 1 ? image_.layers[1].descriptor.size : 0);
   EXPECT_EQ(m.Get("slipstream_fuse_errors_total{op=\"read\",errno=\"EIO\"}"), -1);  // none
 
   // 3. A restarted slipstreamd serves the lazy layer again to a new pod.
@@ -192,6 +223,90 @@ TEST_F(LazyCriTest, PullRunRestartAndRemove) {
     for (const std::string& chain_id : chains) any |= absl::StrContains(snapshots, chain_id);
     if (!any && SnapshotDirs() == 1) break;
     ASSERT_LT(absl::Now(), deadline) << "snapshots not garbage-collected:\n" << snapshots;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+}
+
+// Background completion of the lazy layer ends with the layer on local disk: `slipstream
+// status` says "local" with its directory, the FUSE mount no longer has it, the mounts of a
+// new container resolve to the local directory (not the FUSE mount), the local copy equals
+// the parallel-mode unpack of the same blob, containers read it, and a restarted slipstreamd
+// keeps serving it from disk without mounting it through FUSE again.
+TEST_F(LazyCriTest, CompletedLayerMovesToLocalDiskAndStaysAfterARestart) {
+  SubprocessResult pull = Cli({"pull", ref_});
+  ASSERT_EQ(pull.exit_code, 0) << pull.stdout_data << pull.stderr_data;
+  const std::vector<std::string> chains = ChainIds();
+  ASSERT_EQ(chains.size(), 2u);
+  const std::string name = chains[1].substr(7);  // the LayerFs directory: the chainID hex
+
+  // Bounded wait: background completion runs on its own (~6 MiB from a local registry).
+  nlohmann::json layer;
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  while (true) {
+    layer = LazyLayerOf(StatusJson(slip_socket_), name);
+    if (layer.is_object() && layer.value("state", "") == "local") break;
+    ASSERT_LT(absl::Now(), deadline) << "layer never became local: " << layer.dump();
+    ASSERT_FALSE(layer.is_object() && layer.value("state", "") == "stopped") << layer.dump();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  const std::string local_dir = layer.value("localDir", "");
+  ASSERT_TRUE(absl::StartsWith(local_dir, slip_root_ + "/snapshots/")) << local_dir;
+  ASSERT_TRUE(absl::EndsWith(local_dir, "/local")) << local_dir;
+  EXPECT_THAT(Tail(tmp_->Join("slipstreamd.log")),
+              HasSubstr("lazy layer complete, now on local disk"));
+  EXPECT_THAT(RunStatus().stdout_data, HasSubstr("local: " + local_dir));
+  struct stat st;
+  EXPECT_NE(::stat(absl::StrCat(slip_root_, "/fuse/", name).c_str(), &st), 0)
+      << "the FUSE copy is still mounted";
+
+  // The mounts containerd gets for a new container's rootfs on the image: the lowerdirs
+  // resolve to local disk.
+  Ctr({"snapshots", "--snapshotter", "slipstream", "prepare", "local-check", chains[1]});
+  const std::string mounts =
+      Ctr({"snapshots", "--snapshotter", "slipstream", "mounts", "/rootfs", "local-check"});
+  const size_t at = mounts.find("lowerdir=");
+  ASSERT_NE(at, std::string::npos) << mounts;
+  const std::string lower = mounts.substr(at + 9, mounts.find_first_of(", \n", at) - at - 9);
+  std::vector<std::string> lowers = absl::StrSplit(lower, ':');
+  ASSERT_EQ(lowers.size(), 2u) << mounts;
+  EXPECT_EQ(RealPath(lowers[0]), RealPath(local_dir)) << mounts;
+  Ctr({"snapshots", "--snapshotter", "slipstream", "rm", "local-check"});
+
+  // The local copy is the parallel-mode unpack of the same blob, file by file.
+  const std::string reference = tmp_->Join("reference");
+  auto unpacked = unpack::UnpackLayerFromFd(
+      UniqueFd(::open(image_.layers[1].path.c_str(), O_RDONLY | O_CLOEXEC)).get(),
+      image_.layers[1].descriptor.media_type, image_.layers[1].descriptor.digest,
+      image_.layers[1].diff_id, reference);
+  ASSERT_TRUE(unpacked.ok()) << unpacked.status();
+  EXPECT_EQ(plugin::testing::DumpTree(local_dir), plugin::testing::DumpTree(reference));
+  for (int i = 0; i < kRandomFiles; i += 5) {
+    auto bytes = ReadFileToString(absl::StrCat(local_dir, "/big/bin/r", i));
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_EQ(Sha256Of(*bytes).hex(), random_sha256_[i]);
+  }
+
+  // New containers read it.
+  ExpectSha256("/big/bin/r21", random_sha256_[21]);
+  ExpectText(33);
+
+  // A restart keeps it local: restored from disk, not added to the FUSE mount again.
+  ASSERT_NO_FATAL_FAILURE(RestartSlipstreamd());
+  EXPECT_THAT(Tail(tmp_->Join("slipstreamd.log")),
+              HasSubstr("msg=\"lazy layers restored\" layers=1"));
+  layer = LazyLayerOf(StatusJson(slip_socket_), name);
+  EXPECT_EQ(layer.value("state", ""), "local") << layer.dump();
+  EXPECT_EQ(layer.value("localDir", ""), local_dir) << layer.dump();
+  EXPECT_EQ(layer.value("spansTotal", std::string("0")), "0") << "served through FUSE again";
+  EXPECT_NE(::stat(absl::StrCat(slip_root_, "/fuse/", name).c_str(), &st), 0);
+  ExpectSha256(absl::StrCat("/big/bin/r", kRandomFiles - 2), random_sha256_[kRandomFiles - 2]);
+
+  // Removing the image removes the snapshot and its local copy.
+  SubprocessResult rmi = Cli({"rmi", ref_});
+  EXPECT_EQ(rmi.exit_code, 0) << rmi.stderr_data;
+  const absl::Time gc_deadline = absl::Now() + absl::Seconds(60);
+  while (::lstat(local_dir.c_str(), &st) == 0) {
+    ASSERT_LT(absl::Now(), gc_deadline) << local_dir << " not removed";
     absl::SleepFor(absl::Milliseconds(200));
   }
 }

@@ -7,6 +7,7 @@
 #include "plugin/lazy_pull_provider.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -135,6 +137,7 @@ class LazyPullProviderTest : public remote::testing::RegistryIntegrationTest {
     opts.mount_dir = mnt_;
     opts.background_threads = background_threads;
     opts.chunk_cache = cache;
+    opts.release_retry = absl::Milliseconds(50);
     lazy_ = std::make_unique<LazyPullProvider>(snapshotter_.get(), client_.get(), fs_.get(),
                                                parallel_.get(), opts);
   }
@@ -384,23 +387,76 @@ TEST_F(LazyPullProviderTest, IndexedImageServesItsBigLayerLazilyAcrossARestart) 
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ(*restored, 1);
   EXPECT_EQ(proxy_->CountRequests("GET", "/manifests/"), manifests_before);
+  // As after a restart that kept the connection: the kernel may hold inodes this process
+  // never counted, so the restored layer keeps its FUSE copy even once it is local.
+  lazy_->OnMounted(/*resumed=*/true);
   EXPECT_EQ(InodeOf(big_dir + "/big/huge"), huge_ino);
   EXPECT_EQ(InodeOf(big_dir + "/" + SmallName(3)), small_ino);
   EXPECT_EQ(Read(big_dir + "/" + SmallName(3)), SmallContent(3));
 
-  // Background completion fetches the rest on its own (bounded wait for its progress).
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  bool complete = false;
-  while (!complete && absl::Now() < deadline) {
-    status = fs_->Status(name);
-    ASSERT_TRUE(status.ok());
-    complete = status->progress.complete();
-    if (!complete) absl::SleepFor(absl::Milliseconds(20));
+  // Background completion fetches the rest on its own and unpacks it next to the snapshot:
+  // `fs` switches to the local copy and the FUSE copy goes once the kernel has forgotten its
+  // inodes (the removal invalidates them; bounded wait, nothing else signals it).
+  auto state_of = [&](const std::string& layer) -> std::string {
+    for (const LazyLayerInfo& l : lazy_->Layers()) {
+      if (l.name == layer) return l.state + (l.error.empty() ? "" : ": " + l.error);
+    }
+    return "absent";
+  };
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (state_of(name) != "local, FUSE in use" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
   }
-  EXPECT_TRUE(complete) << status->progress.spans_fetched << "/" << status->progress.spans_total;
-  bool listed = false;
-  for (const fuse::LayerStatus& s : fs_->AllStatus()) listed |= s.name == name;
-  EXPECT_TRUE(listed);
+  ASSERT_EQ(state_of(name), "local, FUSE in use");
+  EXPECT_TRUE(fs_->Status(name).ok()) << "the FUSE copy of a restored layer is kept";
+  EXPECT_EQ(Read(mnt_ + "/" + name + "/" + SmallName(8)), SmallContent(8));
+  // The mount is in fact fresh (StartLazy mounted anew): the copy may go.
+  lazy_->OnMounted(/*resumed=*/false);
+  deadline = absl::Now() + absl::Seconds(60);
+  while (state_of(name) != "local" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(state_of(name), "local");
+  EXPECT_TRUE(absl::IsNotFound(fs_->Status(name).status())) << "FUSE copy still served";
+  EXPECT_NE(::stat((mnt_ + "/" + name).c_str(), &st), 0);
+  auto snapshot_dir = snapshotter_->Dir(big);
+  ASSERT_TRUE(snapshot_dir.ok()) << snapshot_dir.status();
+  const std::string local_dir = *snapshot_dir + "/local";
+  EXPECT_TRUE(FuseReleased(*snapshot_dir));
+  for (const LazyLayerInfo& l : lazy_->Layers()) {
+    if (l.name == name) EXPECT_EQ(l.local_dir, local_dir);
+  }
+  // New mounts resolve to local disk: a view's source and a container's lowerdir.
+  const std::string view_dir = ContentDir(big);
+  char resolved[PATH_MAX];
+  ASSERT_NE(::realpath(view_dir.c_str(), resolved), nullptr);
+  EXPECT_EQ(std::string(resolved), local_dir);
+  EXPECT_NE(FsType(view_dir), kFuseSuperMagic);
+  EXPECT_EQ(Read(big_dir + "/big/huge"), HugeContent());
+  for (int i = 0; i < kSmallFiles; i += 7) EXPECT_EQ(Read(big_dir + "/" + SmallName(i)), SmallContent(i));
+  {
+    auto mounts = snapshotter_->Prepare("container-local", top, {});
+    ASSERT_TRUE(mounts.ok()) << mounts.status();
+    const std::string rootfs = tmp_->Join("rootfs-local");
+    ASSERT_TRUE(MakeDirs(rootfs).ok());
+    ASSERT_TRUE(testing::MountAll(*mounts, rootfs).ok());
+    testing::ScopedMount unmount(rootfs);
+    EXPECT_EQ(Read(rootfs + "/small/top"), "top layer\n");
+    EXPECT_EQ(Read(rootfs + "/big/huge"), HugeContent());
+  }
+  ASSERT_TRUE(snapshotter_->Remove("container-local").ok());
+
+  // Another restart: the layer stays on local disk, no FUSE layer and no registry request.
+  StopLazy();
+  StartLazy(/*background_threads=*/2);
+  const int blob_gets = proxy_->CountRequests("GET", "/blobs/");
+  restored = lazy_->Restore();
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(*restored, 1);
+  EXPECT_EQ(state_of(name), "local");
+  EXPECT_TRUE(absl::IsNotFound(fs_->Status(name).status()));
+  EXPECT_EQ(Read(big_dir + "/" + SmallName(5)), SmallContent(5));
+  EXPECT_EQ(proxy_->CountRequests("GET", "/blobs/"), blob_gets);
 
   // Removing the snapshots (views first: they are its children) removes the FUSE layer.
   auto views = snapshotter_->List(SnapshotFilter());
@@ -414,6 +470,68 @@ TEST_F(LazyPullProviderTest, IndexedImageServesItsBigLayerLazilyAcrossARestart) 
   ASSERT_TRUE(snapshotter_->Remove(big).ok());
   EXPECT_TRUE(absl::IsNotFound(fs_->Status(name).status()));
   EXPECT_NE(::stat((mnt_ + "/" + name).c_str(), &st), 0);
+  // The local copy went with the snapshot directory.
+  EXPECT_NE(::lstat(local_dir.c_str(), &st), 0);
+  EXPECT_NE(::lstat(snapshot_dir->c_str(), &st), 0);
+  EXPECT_EQ(state_of(name), "absent");
+}
+
+TEST_F(LazyPullProviderTest, AFileOpenThroughFuseKeepsTheFuseCopyUntilClosed) {
+  // Throttled blob reads: completion takes seconds, so the file below is opened through
+  // FUSE while the layer is still remote.
+  proxy_->Add(testkit::Fault::Throttle(1 << 20).On("GET", "/blobs/").Times(100000));
+  StartLazy(/*background_threads=*/2);
+  Image img = Push("lazy/open:1", {BigLayerTar()});
+  PushIndex("lazy/open:1", /*min_layer_size=*/1 << 20);
+  auto outcome = Call(*lazy_, Request(img, 0));
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_EQ(*outcome, RemoteOutcome::kCommitted);
+  const std::string big = img.chains[0].str();
+  const std::string name = LazyLayerName(big);
+  const std::string fs_link = ContentDir(big);
+  UniqueFd fd(::open((fs_link + "/big/huge").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(fd.valid()) << std::strerror(errno);
+  EXPECT_EQ(FsType(fs_link + "/big/huge"), kFuseSuperMagic);
+  const std::string huge = HugeContent();
+  std::string head(4096, '\0');
+  ASSERT_EQ(::pread(fd.get(), head.data(), head.size(), 0), 4096);
+  EXPECT_EQ(head, huge.substr(0, 4096));
+
+  auto state_of = [&]() -> std::string {
+    for (const LazyLayerInfo& l : lazy_->Layers()) {
+      if (l.name == name) return l.state + (l.error.empty() ? "" : ": " + l.error);
+    }
+    return "absent";
+  };
+  EXPECT_EQ(state_of(), "completing");
+  // Complete and local, but the open file keeps the FUSE copy (bounded wait).
+  absl::Time deadline = absl::Now() + absl::Seconds(90);
+  while (state_of() != "local, FUSE in use" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(state_of(), "local, FUSE in use");
+  auto fuse_status = fs_->Status(name);
+  ASSERT_TRUE(fuse_status.ok()) << fuse_status.status();
+  EXPECT_EQ(fuse_status->open_files, 1);
+  auto dir = snapshotter_->Dir(big);
+  ASSERT_TRUE(dir.ok());
+  EXPECT_FALSE(FuseReleased(*dir));
+  // New mounts use local disk; the open file reads on through FUSE.
+  EXPECT_NE(FsType(ContentDir(big) + "/big/huge"), kFuseSuperMagic);
+  EXPECT_EQ(Read(fs_link + "/big/huge"), huge);
+  std::string rest(huge.size() - 4096, '\0');
+  ASSERT_EQ(::pread(fd.get(), rest.data(), rest.size(), 4096),
+            static_cast<ssize_t>(rest.size()));
+  EXPECT_TRUE(rest == huge.substr(4096));
+
+  // Closed: the next retry drops the FUSE copy; once the kernel forgot it, it is released.
+  fd.Reset();
+  deadline = absl::Now() + absl::Seconds(30);
+  while (state_of() != "local" && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(state_of(), "local");
+  EXPECT_TRUE(absl::IsNotFound(fs_->Status(name).status()));
+  EXPECT_TRUE(FuseReleased(*dir));
+  StopLazy();
 }
 
 TEST_F(LazyPullProviderTest, FailuresCommitNothingAndALaterPrepareRetries) {

@@ -3,6 +3,7 @@
 // OverlaySnapshotter in a temp root: the Prepare sequence containerd's CRI pull sends.
 #include "plugin/remote_pull_provider.h"
 
+#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/fd.h"
 #include "common/temp_dir.h"
 #include "plugin/snapshot_filter.h"
@@ -247,6 +249,48 @@ TEST_F(RemotePullProviderTest, SecondImageReusesTheCommittedBaseLayer) {
   EXPECT_EQ(provider_->jobs_started(), 2);
 }
 
+// Found by the chaos load test (tests/chaos/load_test.cc): after `crictl rmi` and GC, the
+// next CRI pull of the same image was answered "not handled" for every layer, so containerd
+// fetched and applied them itself.
+TEST_F(RemotePullProviderTest, ImageRemovedAndPulledAgainIsPulledBySlipstreamAgain) {
+  MakeProvider(RemoteFailurePolicy::kFail);
+  Image img = Push("handshake/again:1", {LayerTar("a", std::string(300000, 'a')),
+                                         LayerTar("b", "second")});
+  for (size_t i = 0; i < 2; ++i) ASSERT_EQ(*Call(Request(img, i)), RemoteOutcome::kCommitted);
+  ASSERT_TRUE(snapshotter_->Remove(img.chains[1].str()).ok());
+  ASSERT_TRUE(snapshotter_->Remove(img.chains[0].str()).ok());
+  for (size_t i = 0; i < 2; ++i) {
+    auto outcome = Call(Request(img, i, "again"));
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_EQ(*outcome, RemoteOutcome::kCommitted) << "layer " << i;
+  }
+  auto a = ReadFileToString(ContentDir(img.chains[0].str()) + "/data/a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(*a, std::string(300000, 'a'));
+  EXPECT_EQ(provider_->jobs_started(), 2);
+}
+
+// The same for a layer another image had committed when this one resolved.
+TEST_F(RemotePullProviderTest, SharedLayerRemovedAndPulledAgainIsPulledBySlipstream) {
+  MakeProvider(RemoteFailurePolicy::kFail);
+  const std::string base = LayerTar("base", std::string(300000, 'b'));
+  Image a = Push("handshake/again-a:1", {base, LayerTar("a", "from a")});
+  Image b = Push("handshake/again-b:1", {base, LayerTar("b", "from b")});
+  for (size_t i = 0; i < 2; ++i) ASSERT_EQ(*Call(Request(a, i)), RemoteOutcome::kCommitted);
+  for (size_t i = 0; i < 2; ++i) ASSERT_EQ(*Call(Request(b, i, "b")), RemoteOutcome::kCommitted);
+  for (const Image* img : {&a, &b}) ASSERT_TRUE(snapshotter_->Remove(img->chains[1].str()).ok());
+  ASSERT_TRUE(snapshotter_->Remove(b.chains[0].str()).ok());
+  for (size_t i = 0; i < 2; ++i) {
+    auto outcome = Call(Request(b, i, "again"));
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_EQ(*outcome, RemoteOutcome::kCommitted) << "layer " << i;
+  }
+  auto top = ReadFileToString(ContentDir(b.chains[1].str()) + "/data/b");
+  ASSERT_TRUE(top.ok()) << top.status();
+  EXPECT_EQ(*top, "from b");
+  EXPECT_EQ(provider_->jobs_started(), 3);
+}
+
 TEST_F(RemotePullProviderTest, PrepareWithoutCriLabelsIsNotHandled) {
   MakeProvider(RemoteFailurePolicy::kFail);
   RemotePrepareRequest r;
@@ -295,6 +339,49 @@ TEST_F(RemotePullProviderTest, CorruptBlobFailsThePrepareNamingImageAndLayer) {
             absl::string_view::npos)
       << outcome.status();
   EXPECT_TRUE(absl::IsNotFound(snapshotter_->Stat(img.chains[0].str()).status()));
+}
+
+// Staging dirs (<root>/snapshots/new-*) the snapshotter holds.
+int StagingDirCount(const std::string& root) {
+  int n = 0;
+  if (DIR* d = ::opendir((root + "/snapshots").c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      if (std::string(e->d_name).rfind("new-", 0) == 0) ++n;
+    }
+    ::closedir(d);
+  }
+  return n;
+}
+
+// containerd stops applying an image at its first failed layer, so no Prepare ever comes for
+// the layers above it: their unpacked staging dirs must not stay behind (they did until the
+// next restart), and the image pulls whole once the registry is healthy again.
+TEST_F(RemotePullProviderTest, LayersAboveAFailedOneLeaveNoStagingDir) {
+  MakeProvider(RemoteFailurePolicy::kFail);
+  Image img = Push("handshake/orphans:1", {LayerTar("bottom", Pseudo(300000, 3)),
+                                           LayerTar("top", "above the failed layer")});
+  proxy_->Add(testkit::Fault::CorruptAt(1000)
+                  .On("GET", "/blobs/" + img.built.layers[0].descriptor.digest.str())
+                  .Times(-1));
+  auto outcome = Call(Request(img, 0));
+  ASSERT_FALSE(outcome.ok());
+  EXPECT_EQ(outcome.status().code(), absl::StatusCode::kDataLoss) << outcome.status();
+  // The top layer unpacks fine; its staging dir goes once the job is over.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (StagingDirCount(tmp_->Join("root")) != 0) {
+    ASSERT_LT(absl::Now(), deadline) << "a staging dir stayed behind";
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+
+  proxy_->ClearFaults();
+  for (size_t i = 0; i < 2; ++i) {
+    auto again = Call(Request(img, i, "again-"));
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(*again, RemoteOutcome::kCommitted);
+  }
+  EXPECT_EQ(ReadFileToString(ContentDir(img.chains[1].str()) + "/data/top", 1024).value_or(""),
+            "above the failed layer");
+  EXPECT_EQ(StagingDirCount(tmp_->Join("root")), 0);
 }
 
 TEST_F(RemotePullProviderTest, ShutdownAnswersAPrepareWaitingForADownload) {

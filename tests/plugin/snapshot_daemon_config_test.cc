@@ -37,6 +37,11 @@ size = 1048576
 [registry]
 hosts_dir = "/h"
 docker_config = "/d.json"
+max_attempts = 2
+retry_max_total = "5s"
+stall_timeout = "1500ms"
+[lazy]
+background_threads = 0
 )",
                        "full.toml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -52,6 +57,10 @@ docker_config = "/d.json"
   EXPECT_EQ(c->cache_size, 1 << 20);
   EXPECT_EQ(c->hosts_dir, "/h");
   EXPECT_EQ(c->docker_config, "/d.json");
+  EXPECT_EQ(c->registry_max_attempts, 2);
+  EXPECT_EQ(c->registry_retry_max_total, absl::Seconds(5));
+  EXPECT_EQ(c->registry_stall_timeout, absl::Milliseconds(1500));
+  EXPECT_EQ(c->lazy_background_threads, 0);
 }
 
 TEST(DaemonConfigTest, ErrorsNameTheKey) {
@@ -67,6 +76,9 @@ TEST(DaemonConfigTest, ErrorsNameTheKey) {
            {"[engine]\nuse_soci_index = 1", "key engine.use_soci_index"},
            {"default_mode = \"fast\"", "key default_mode"},
            {"[cache]\nsise = 5", "unknown key cache.sise"},
+           {"[registry]\nmax_attempts = 0", "key registry.max_attempts"},
+           {"[registry]\nstall_timeout = \"0s\"", "key registry.stall_timeout"},
+           {"[lazy]\nbackground_threads = -1", "key lazy.background_threads"},
            {"log_level = \"loud\"", "key log_level"},
            {"root = ", "bad.toml:1"},
        }) {

@@ -216,6 +216,11 @@ TEST_F(ServiceTest, SocketIsGroupOnlyWhateverTheUmask) {
   }
   ::closedir(dir);
   EXPECT_EQ(names, std::vector<std::string>{"s.sock"});
+  // The snapshot root holds every image's files: root only, as containerd's own.
+  for (const char* dir : {"root", "root/snapshots"}) {
+    ASSERT_EQ(::stat(tmp_->Join(dir).c_str(), &st), 0) << dir;
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << dir;
+  }
   ASSERT_TRUE(sn_->Prepare("a", "", {}).ok());
   v1::StatSnapshotRequest req;
   req.set_snapshotter("slipstream");

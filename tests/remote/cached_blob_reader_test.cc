@@ -43,6 +43,7 @@ class FakeBlobReader : public BlobReader {
     int fail_next ABSL_GUARDED_BY(mu) = 0;
     absl::Status fail_with ABSL_GUARDED_BY(mu);
     int truncate_next ABSL_GUARDED_BY(mu) = 0;
+    int corrupt_next ABSL_GUARDED_BY(mu) = 0;  // flip the first byte of the next reads
     std::function<void()> before_read;  // set before reads start
 
     std::vector<std::pair<int64_t, int64_t>> Reads() {
@@ -60,6 +61,7 @@ class FakeBlobReader : public BlobReader {
   absl::StatusOr<std::string> ReadAt(int64_t offset, int64_t length) override {
     if (shared_->before_read) shared_->before_read();
     bool truncate = false;
+    bool corrupt = false;
     {
       absl::MutexLock lock(&shared_->mu);
       shared_->reads.emplace_back(offset, length);
@@ -71,10 +73,15 @@ class FakeBlobReader : public BlobReader {
         --shared_->truncate_next;
         truncate = true;
       }
+      if (shared_->corrupt_next > 0) {
+        --shared_->corrupt_next;
+        corrupt = true;
+      }
     }
     if (offset < 0 || offset > size()) return absl::OutOfRangeError("fake: offset past end");
     std::string out = data_.substr(static_cast<size_t>(offset), static_cast<size_t>(length));
     if (truncate && !out.empty()) out.pop_back();
+    if (corrupt && !out.empty()) out[0] = static_cast<char>(out[0] ^ 0x01);
     return out;
   }
 
@@ -258,6 +265,31 @@ TEST_F(CachedBlobReaderTest, ShortInnerReadIsDataLoss) {
   EXPECT_EQ(reader->ReadAt(0, 2 * kChunk).status().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(cache_->stats().stored_chunks, 0);
   EXPECT_EQ(reader->ReadAt(0, 2 * kChunk).value(), Expected(0, 2 * kChunk));
+}
+
+// A registry answer corrupted on the way is cached like any other (the reader cannot check a
+// slice); once the caller's digest check finds it, ForgetCached drops it and the next read
+// fetches the right bytes instead of serving the bad ones forever.
+TEST_F(CachedBlobReaderTest, ForgetCachedDropsCorruptChunks) {
+  auto reader = NewReader();
+  {
+    absl::MutexLock lock(&fake_->mu);
+    fake_->corrupt_next = 1;
+  }
+  auto bad = reader->ReadAt(0, 2 * kChunk);
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_NE(*bad, Expected(0, 2 * kChunk));
+  auto cached = reader->ReadAt(0, 2 * kChunk);
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  EXPECT_EQ(*cached, *bad) << "served from the cache";
+  EXPECT_EQ(fake_->Reads().size(), 1u);
+
+  reader->ForgetCached();
+  EXPECT_EQ(cache_->stats().stored_chunks, 0);
+  auto good = reader->ReadAt(0, 2 * kChunk);
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(*good, Expected(0, 2 * kChunk));
+  EXPECT_EQ(fake_->Reads().size(), 2u);
 }
 
 TEST_F(CachedBlobReaderTest, ConcurrentReadersFetchEachChunkOnce) {
