@@ -124,14 +124,7 @@ class FaultLazyTest : public FaultCriTest {
     image_ = Push({l1, big}, {}, {"/bin/sh"}, ref_, tmp_->Join("layout"));
     ASSERT_EQ(image_.layers.size(), 2u);
     ASSERT_GT(image_.layers[1].descriptor.size, kMinLayerSize);
-    std::vector<std::string> argv = {
-        SLIPSTREAM_CLI_PATH, "index", "push", ref_, "--v1", "--span-size", "65536",
-        "--min-layer-size", absl::StrCat(kMinLayerSize), "--hosts-dir", tmp_->Join("cli-hosts"),
-        "--docker-config", tmp_->Join("docker/config.json")};
-    auto r = RunSubprocess(argv, {.timeout = absl::Seconds(120)});
-    ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_EQ(r->exit_code, 0) << absl::StrJoin(argv, " ") << "\n"
-                               << r->stdout_data << r->stderr_data;
+    ASSERT_NO_FATAL_FAILURE(PushSociIndex(ref_, kMinLayerSize));
     ASSERT_NO_FATAL_FAILURE(RouteThroughProxy());
   }
 

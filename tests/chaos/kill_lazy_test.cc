@@ -44,14 +44,7 @@ class KillLazyTest : public KillTest {
     CaseImage c = PushCase(name, kBigLayerBytes);
     EXPECT_LT(c.image.layers[0].descriptor.size, kMinLayerSize);
     EXPECT_GT(c.image.layers[1].descriptor.size, kMinLayerSize);
-    std::vector<std::string> argv = {
-        SLIPSTREAM_CLI_PATH, "index", "push", c.ref, "--v1", "--span-size", "65536",
-        "--min-layer-size", absl::StrCat(kMinLayerSize), "--hosts-dir", tmp_->Join("cli-hosts"),
-        "--docker-config", tmp_->Join("docker/config.json")};
-    auto r = RunSubprocess(argv, {.timeout = absl::Seconds(120)});
-    EXPECT_TRUE(r.ok() && r->exit_code == 0)
-        << absl::StrJoin(argv, " ") << "\n"
-        << (r.ok() ? r->stdout_data + r->stderr_data : r.status().ToString());
+    EXPECT_NO_FATAL_FAILURE(PushSociIndex(c.ref, kMinLayerSize));
     return c;
   }
 

@@ -306,6 +306,24 @@ class CriIntegrationTest : public ::testing::Test {
     }
   }
 
+  // `slipstream index push REF --v1` (64 KiB spans; layers from `min_layer_size` bytes get a
+  // zTOC) with an empty hosts dir (plain HTTP to 127.0.0.1) and `docker_config` (a file only
+  // this command reads; "" = none). The image's manifest digest stays what containerd
+  // resolves; the index is found through the referrers fallback tag.
+  void PushSociIndex(const std::string& ref, int64_t min_layer_size,
+                     const std::string& docker_config = "") {
+    std::vector<std::string> argv = {
+        SLIPSTREAM_CLI_PATH, "index", "push", ref, "--v1", "--span-size", "65536",
+        "--min-layer-size", absl::StrCat(min_layer_size), "--hosts-dir", tmp_->Join("cli-hosts"),
+        "--docker-config",
+        docker_config.empty() ? tmp_->Join("cli-docker/config.json") : docker_config};
+    auto r = RunSubprocess(argv, {.timeout = absl::Seconds(120)});
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_EQ(r->exit_code, 0) << absl::StrJoin(argv, " ") << "\n"
+                               << r->stdout_data << r->stderr_data;
+    ASSERT_TRUE(absl::StrContains(r->stdout_data, "pushed SOCI index")) << r->stdout_data;
+  }
+
   // `slipstream status` against slipstreamd (text form).
   SubprocessResult RunStatus() {
     auto r = RunSubprocess({SLIPSTREAM_CLI_PATH, "status", "--address", slip_socket_},

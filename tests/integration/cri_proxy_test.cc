@@ -85,7 +85,7 @@ class CriProxyTest : public it::CriIntegrationTest {
                        lazy_ref_, tmp_->Join("lazy-layout"));
     ASSERT_EQ(lazy_image_.layers.size(), 2u);
     ASSERT_GT(lazy_image_.layers[1].descriptor.size, kMinLayerSize);
-    ASSERT_NO_FATAL_FAILURE(PushSociIndex(lazy_ref_, ""));
+    ASSERT_NO_FATAL_FAILURE(PushSociIndex(lazy_ref_, kMinLayerSize));
     // The parallel image: its own busybox layer (other applets, so other chainIDs) and a file.
     std::string extra = tmp_->Join("extra");
     ASSERT_TRUE(MakeDirs(extra + "/etc").ok());
@@ -108,21 +108,6 @@ class CriProxyTest : public it::CriIntegrationTest {
       EXPECT_TRUE(WriteFileAtomic(absl::StrCat(dir, "/big/bin/r", i), bytes).ok());
     }
     return dir;
-  }
-
-  // `slipstream index push REF --v1` with an empty hosts dir (plain HTTP to 127.0.0.1) and
-  // `docker_config` (a file only this command reads; "" = none).
-  void PushSociIndex(const std::string& ref, const std::string& docker_config) {
-    std::vector<std::string> argv = {
-        SLIPSTREAM_CLI_PATH, "index", "push", ref, "--v1", "--span-size", "65536",
-        "--min-layer-size", absl::StrCat(kMinLayerSize), "--hosts-dir", tmp_->Join("cli-hosts"),
-        "--docker-config",
-        docker_config.empty() ? tmp_->Join("cli-docker/config.json") : docker_config};
-    auto r = RunSubprocess(argv, {.timeout = absl::Seconds(120)});
-    ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_EQ(r->exit_code, 0) << absl::StrJoin(argv, " ") << "\n"
-                               << r->stdout_data << r->stderr_data;
-    EXPECT_THAT(r->stdout_data, HasSubstr("pushed SOCI index")) << r->stdout_data;
   }
 
   // `slipstream cri pull REF` through slipstreamd's image service.
@@ -300,7 +285,7 @@ class CriProxyAuthTest : public CriProxyTest {
                                 absl::StrCat("{\"auths\": {\"", auth_registry_->host(),
                                              "\": {\"auth\": \"", basic, "\"}}}\n"))
                     .ok());
-    ASSERT_NO_FATAL_FAILURE(PushSociIndex(lazy_ref_, push_config));
+    ASSERT_NO_FATAL_FAILURE(PushSociIndex(lazy_ref_, kMinLayerSize, push_config));
     ASSERT_EQ(::unlink(push_config.c_str()), 0);
   }
 

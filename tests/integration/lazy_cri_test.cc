@@ -129,22 +129,7 @@ class LazyCriTest : public it::CriIntegrationTest {
     ASSERT_EQ(image_.layers.size(), 2u);
     ASSERT_LT(image_.layers[0].descriptor.size, kMinLayerSize);
     ASSERT_GT(image_.layers[1].descriptor.size, kMinLayerSize);
-    ASSERT_NO_FATAL_FAILURE(PushSociIndex());
-  }
-
-  // `slipstream index push IMAGE --v1`: the image's manifest digest stays what containerd
-  // resolves, the index is found through the referrers fallback tag. An empty hosts dir: the
-  // CLI talks plain HTTP to 127.0.0.1 by default.
-  void PushSociIndex() {
-    std::vector<std::string> argv = {
-        SLIPSTREAM_CLI_PATH, "index", "push", ref_, "--v1", "--span-size", "65536",
-        "--min-layer-size", absl::StrCat(kMinLayerSize), "--hosts-dir", tmp_->Join("cli-hosts"),
-        "--docker-config", tmp_->Join("docker/config.json")};
-    auto r = RunSubprocess(argv, {.timeout = absl::Seconds(120)});
-    ASSERT_TRUE(r.ok()) << r.status();
-    ASSERT_EQ(r->exit_code, 0) << absl::StrJoin(argv, " ") << "\n"
-                               << r->stdout_data << r->stderr_data;
-    EXPECT_THAT(r->stdout_data, HasSubstr("pushed SOCI index")) << r->stdout_data;
+    ASSERT_NO_FATAL_FAILURE(PushSociIndex(ref_, kMinLayerSize));
   }
 
   // `cat /big/text/t<n>` inside a new container of the image; checks the whole text (a
