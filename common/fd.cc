@@ -92,14 +92,16 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max
   return out;
 }
 
-absl::Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
+absl::Status WriteFileAtomic(const std::string& path, std::string_view data, int mode,
+                             Durability durability) {
+  const bool sync = durability == Durability::kPowerLoss;
   size_t slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
   std::string tmp = absl::StrCat(path, ".tmp-", std::random_device{}());
   {
     SS_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_EXCL, mode));
     absl::Status st = WriteAll(fd.get(), data);
-    if (st.ok() && ::fsync(fd.get()) != 0) st = LastErrnoStatus(absl::StrCat("fsync ", tmp));
+    if (st.ok() && sync && ::fsync(fd.get()) != 0) st = LastErrnoStatus(absl::StrCat("fsync ", tmp));
     if (!st.ok()) {
       ::unlink(tmp.c_str());
       return Annotate(st, absl::StrCat("write ", path));
@@ -110,6 +112,7 @@ absl::Status WriteFileAtomic(const std::string& path, std::string_view data, int
     ::unlink(tmp.c_str());
     return st;
   }
+  if (!sync) return absl::OkStatus();
   SS_ASSIGN_OR_RETURN(UniqueFd dfd, OpenFile(dir, O_RDONLY | O_DIRECTORY));
   // The rename is only durable once the directory entry is on disk.
   if (::fsync(dfd.get()) != 0) return LastErrnoStatus(absl::StrCat("fsync ", dir));

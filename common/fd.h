@@ -52,7 +52,12 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path,
                                              size_t max_bytes = 64u << 20);
 // Writes `data` to `path` atomically: a temp file in the same directory, fsync, rename,
 // fsync of the directory. The file is either the old one or the new one after a crash.
-absl::Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644);
+// Durability::kProcessCrash leaves out both fsyncs: still all-or-nothing when the process
+// dies, but a power loss may leave an empty or missing file (for data that can be fetched
+// again, where an fsync of many MiB would sit on a latency-critical path).
+enum class Durability { kPowerLoss, kProcessCrash };
+absl::Status WriteFileAtomic(const std::string& path, std::string_view data, int mode = 0644,
+                             Durability durability = Durability::kPowerLoss);
 
 // mkdir -p. OK when the directory already exists.
 absl::Status MakeDirs(const std::string& path, int mode = 0755);

@@ -264,10 +264,11 @@ absl::StatusOr<DiscoveredIndex> DiscoverSociIndex(remote::RegistryClient& client
 }
 
 absl::StatusOr<Ztoc> FetchZtoc(remote::RegistryClient& client, const remote::Reference& repo,
-                               const remote::Descriptor& ztoc) {
+                               const remote::Descriptor& ztoc, std::string* raw) {
   SS_ASSIGN_OR_RETURN(std::string bytes, client.ReadBlob(repo, ztoc));
   absl::StatusOr<Ztoc> parsed = ParseZtoc(bytes);
   if (!parsed.ok()) return Annotate(parsed.status(), "zTOC " + ztoc.digest.str());
+  if (raw != nullptr) *raw = std::move(bytes);
   return parsed;
 }
 

@@ -136,9 +136,10 @@ absl::StatusOr<DiscoveredIndex> DiscoverSociIndex(remote::RegistryClient& client
                                                   const remote::Platform& platform,
                                                   std::optional<Digest> explicit_digest = {});
 
-// Fetches a zTOC blob of `repo` and parses it (ParseZtoc: validated, untrusted input).
+// Fetches a zTOC blob of `repo` and parses it (ParseZtoc: validated, untrusted input). With
+// `raw`, the blob's bytes (digest-verified) are also handed back, e.g. to be stored as is.
 absl::StatusOr<Ztoc> FetchZtoc(remote::RegistryClient& client, const remote::Reference& repo,
-                               const remote::Descriptor& ztoc);
+                               const remote::Descriptor& ztoc, std::string* raw = nullptr);
 
 // "sha256-<hex>": the OCI referrers tag of `subject`.
 std::string ReferrersTag(const Digest& subject);

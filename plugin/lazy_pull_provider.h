@@ -35,6 +35,7 @@ inline constexpr char kModeLabel[] = "slipstream.io/mode";  // "lazy"
 inline constexpr char kLazyLayerIdLabel[] = "slipstream.io/lazy.layer-id";  // decimal
 inline constexpr char kLazyBlobLabel[] = "slipstream.io/lazy.blob";  // digest:size:mediatype
 inline constexpr char kLazyZtocLabel[] = "slipstream.io/lazy.ztoc";  // zTOC blob digest
+inline constexpr char kLazyZtocSizeLabel[] = "slipstream.io/lazy.ztoc-size";  // its bytes
 inline constexpr char kLazyImageLabel[] = "slipstream.io/lazy.image";  // image ref (repo)
 
 struct LazyPullOptions {

@@ -603,6 +603,49 @@ TEST_F(LazyPullProviderTest, ChunkCacheServesRereadsAfterARestartLocally) {
   StopLazy();  // before the cache goes
 }
 
+// The stored zTOC is written without fsync: after a power cut it may be empty, short or
+// gone. Restore then fetches it from the registry again (its size is a label) and stores it.
+TEST_F(LazyPullProviderTest, AStoredZtocLostToAPowerCutIsFetchedAgainOnRestore) {
+  StartLazy(/*background_threads=*/0);
+  Image img = Push("lazy/powercut:1", {BigLayerTar()});
+  PushIndex("lazy/powercut:1", /*min_layer_size=*/1 << 20);
+  auto outcome = Call(*lazy_, Request(img, 0));
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_EQ(*outcome, RemoteOutcome::kCommitted);
+  const std::string chain = img.chains[0].str();
+  auto info = snapshotter_->Stat(chain);
+  ASSERT_TRUE(info.ok()) << info.status();
+  auto ztoc = Digest::Parse(info->labels[kLazyZtocLabel]);
+  ASSERT_TRUE(ztoc.ok()) << ztoc.status();
+  const std::string path = lazy_->ZtocPath(*ztoc);
+  auto stored = ReadFileToString(path);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(info->labels[kLazyZtocSizeLabel], absl::StrCat(stored->size()));
+  const std::string ztoc_blob = "/blobs/" + ztoc->str();
+  const std::string dir = ContentDir(chain);
+
+  for (const bool remove : {false, true}) {
+    SCOPED_TRACE(remove ? "file gone" : "file cut short");
+    StopLazy();
+    if (remove) {
+      ASSERT_EQ(::unlink(path.c_str()), 0);
+    } else {
+      ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(stored->size() / 2)), 0);
+    }
+    const int gets = proxy_->CountRequests("GET", ztoc_blob);
+    StartLazy(/*background_threads=*/0);
+    auto restored = lazy_->Restore();
+    ASSERT_TRUE(restored.ok()) << restored.status();
+    EXPECT_EQ(*restored, 1);
+    EXPECT_EQ(proxy_->CountRequests("GET", ztoc_blob), gets + 1);
+    EXPECT_EQ(Read(dir + "/" + SmallName(7)), SmallContent(7));
+    auto again = ReadFileToString(path);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_TRUE(*again == *stored);
+  }
+  StopLazy();
+}
+
 TEST_F(LazyPullProviderTest, ImageWithoutIndexGoesToTheParallelProvider) {
   StartLazy(/*background_threads=*/0);
   Image img = Push("lazy/plain:1", {SmallLayerTar("plain", "no index here\n")});
