@@ -51,8 +51,14 @@ absl::StatusOr<std::unique_ptr<DurableMount>> DurableMount::Open(LayerFs* fs,
                 {{"error", client.status().ToString()}});
     }
   }
-  if (holder.has_value() && mount->TryResume(fs, *holder)) return mount;
-  SS_RETURN_IF_ERROR(mount->MountFresh(fs, holder.has_value() ? &*holder : nullptr));
+  if (!holder.has_value() || !mount->TryResume(fs, *holder)) {
+    SS_RETURN_IF_ERROR(mount->MountFresh(fs, holder.has_value() ? &*holder : nullptr));
+  }
+  if (mount->options_.kernel_read_ahead > 0) {
+    // Only slower sequential reads without it: not a reason to refuse the mount.
+    absl::Status ra = SetKernelReadAhead(mountpoint, mount->options_.kernel_read_ahead);
+    if (!ra.ok()) log::Warn("kernel read-ahead of the FUSE mount not set", {{"error", ra.ToString()}});
+  }
   return mount;
 }
 

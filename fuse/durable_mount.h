@@ -20,6 +20,9 @@ struct DurableMountOptions {
   // Close() leaves the mount and the holder's descriptor in place (requests queue in the
   // kernel for the next server) instead of unmounting. Only possible with a holder.
   bool keep_mount_on_exit = true;
+  // The kernel's read-ahead window for the mount (SetKernelReadAhead), set on every Open,
+  // fresh or resumed; 0 leaves it as it is.
+  int64_t kernel_read_ahead = 0;
   FuseServerOptions server;
 };
 

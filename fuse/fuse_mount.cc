@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,6 +43,26 @@ absl::Status UnmountFuse(const std::string& mountpoint) {
   if (::umount2(mountpoint.c_str(), MNT_FORCE | MNT_DETACH | UMOUNT_NOFOLLOW) != 0 &&
       errno != EINVAL && errno != ENOENT) {
     return LastErrnoStatus(absl::StrCat("umount -f -l ", mountpoint));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SetKernelReadAhead(const std::string& mountpoint, int64_t bytes,
+                                const std::string& sysfs_bdi) {
+  if (bytes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("read-ahead of ", bytes, " bytes"));
+  }
+  struct stat st;
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    return LastErrnoStatus(absl::StrCat("stat mountpoint ", mountpoint));
+  }
+  const std::string path =
+      absl::StrCat(sysfs_bdi, "/", major(st.st_dev), ":", minor(st.st_dev), "/read_ahead_kb");
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return LastErrnoStatus(absl::StrCat("open ", path));
+  const std::string kib = absl::StrCat((bytes + 1023) / 1024, "\n");
+  if (::write(fd.get(), kib.data(), kib.size()) != static_cast<ssize_t>(kib.size())) {
+    return LastErrnoStatus(absl::StrCat("write ", path));
   }
   return absl::OkStatus();
 }

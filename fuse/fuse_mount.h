@@ -34,4 +34,12 @@ absl::StatusOr<UniqueFd> MountFuse(const std::string& mountpoint,
 // detached (MNT_DETACH). OK when nothing is mounted there (EINVAL/ENOENT from umount2).
 absl::Status UnmountFuse(const std::string& mountpoint);
 
+// Sets the kernel's read-ahead window for the filesystem mounted at `mountpoint`: the
+// read_ahead_kb of its backing device info, <sysfs_bdi>/<major>:<minor>/read_ahead_kb
+// (`bytes` rounded up to KiB). A FUSE mount starts at 128 KiB, so a sequential reader's
+// requests reach the server 128 KiB at a time; a larger window lets the kernel ask for
+// more at once. Needs root. Errors name the mountpoint or the sysfs file.
+absl::Status SetKernelReadAhead(const std::string& mountpoint, int64_t bytes,
+                                const std::string& sysfs_bdi = "/sys/class/bdi");
+
 }  // namespace slipstream::fuse

@@ -98,6 +98,14 @@ struct DaemonConfig {
   std::string lazy_holder_socket;
   // Threads fetching the spans of lazy layers nobody read yet; 0 = only what is read.
   int lazy_background_threads = 2;
+  // Sequential reads of a lazy file: spans fetched ahead of the reader and the threads that
+  // fetch them (fuse::LayerFsOptions), and the kernel's read-ahead window on the FUSE mount
+  // (its bdi's read_ahead_kb; 0 = leave the kernel's 128 KiB).
+  // 16 spans (64 MiB at SOCI's 4 MiB) on 4 threads: 450 MiB/s against 300 with 4 on 2, in
+  // bench/lazy (docs/benchmarks.md); threads mostly wait on the registry, not the CPU.
+  int lazy_read_ahead_spans = 16;
+  int lazy_read_ahead_threads = 4;
+  int64_t lazy_kernel_read_ahead = int64_t{4} << 20;
   int64_t cache_size = int64_t{10} << 30;
   std::string hosts_dir = "/etc/containerd/certs.d";
   std::string docker_config;

@@ -83,7 +83,10 @@ absl::Status Daemon::StartLazy() {
       {.dir = absl::StrCat(config_.root, "/cache"), .max_bytes = config_.cache_size});
   if (!cache.ok()) return Annotate(cache.status(), "open chunk cache");
   chunk_cache_ = *std::move(cache);
-  layer_fs_ = std::make_unique<fuse::LayerFs>();
+  fuse::LayerFsOptions fs_options;
+  fs_options.readahead_spans = config_.lazy_read_ahead_spans;
+  fs_options.readahead_threads = config_.lazy_read_ahead_threads;
+  layer_fs_ = std::make_unique<fuse::LayerFs>(fs_options);
   plugin::LazyPullOptions opts;
   opts.mount_dir = mount_dir;
   opts.chunk_cache = chunk_cache_.get();
@@ -104,6 +107,7 @@ absl::Status Daemon::StartLazy() {
                                      : config_.lazy_holder_socket,
                   .log_path = absl::StrCat(config_.root, "/fuse-holder.log")};
   mount.keep_mount_on_exit = config_.lazy_keep_mounts_on_exit;
+  mount.kernel_read_ahead = config_.lazy_kernel_read_ahead;
   SS_ASSIGN_OR_RETURN(fuse_mount_, fuse::DurableMount::Open(layer_fs_.get(), std::move(mount)));
   // Restored layers' FUSE copies may go only when no mount from before the restart remains.
   lazy_->OnMounted(fuse_mount_->resumed());

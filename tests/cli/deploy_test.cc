@@ -35,6 +35,9 @@ TEST(DeployTest, DaemonConfigIsTheDefaults) {
   EXPECT_EQ(parsed->registry_retry_max_total, defaults.registry_retry_max_total);
   EXPECT_EQ(parsed->registry_stall_timeout, defaults.registry_stall_timeout);
   EXPECT_EQ(parsed->lazy_background_threads, defaults.lazy_background_threads);
+  EXPECT_EQ(parsed->lazy_read_ahead_spans, defaults.lazy_read_ahead_spans);
+  EXPECT_EQ(parsed->lazy_read_ahead_threads, defaults.lazy_read_ahead_threads);
+  EXPECT_EQ(parsed->lazy_kernel_read_ahead, defaults.lazy_kernel_read_ahead);
   EXPECT_EQ(parsed->lazy_mount_dir, defaults.lazy_mount_dir);
   EXPECT_EQ(parsed->lazy_keep_mounts_on_exit, defaults.lazy_keep_mounts_on_exit);
   EXPECT_EQ(parsed->lazy_holder_socket, defaults.lazy_holder_socket);

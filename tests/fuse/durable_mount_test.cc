@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <optional>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/fd.h"
@@ -126,11 +128,23 @@ class DurableMountTest : public ::testing::Test {
   std::optional<BackgroundRead> read_;
 };
 
+// The mount's read_ahead_kb in sysfs, "" when unreadable.
+std::string KernelReadAheadKib(const std::string& mountpoint) {
+  struct stat st;
+  if (::stat(mountpoint.c_str(), &st) != 0) return "";
+  auto kb = ReadFileToString(absl::StrCat("/sys/class/bdi/", major(st.st_dev), ":",
+                                          minor(st.st_dev), "/read_ahead_kb"));
+  return kb.ok() ? std::string(absl::StripAsciiWhitespace(*kb)) : "";
+}
+
 TEST_F(DurableMountTest, KeptMountIsResumedAndOpenFilesReadOn) {
   auto fs1 = NewFs(*layer_);
-  auto first = DurableMount::Open(fs1.get(), Options());
+  DurableMountOptions options = Options();
+  options.kernel_read_ahead = 4 << 20;
+  auto first = DurableMount::Open(fs1.get(), options);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_FALSE((*first)->resumed());
+  EXPECT_EQ(KernelReadAheadKib(mnt_), "4096");
   EXPECT_TRUE((*first)->held());
   EXPECT_THAT(HolderKeys(), ElementsAre(mnt_));
   const std::string path = mnt_ + "/layer/" + testing::kBigFile;
@@ -152,9 +166,12 @@ TEST_F(DurableMountTest, KeptMountIsResumedAndOpenFilesReadOn) {
 
   // The next daemon resumes the same connection; the waiting read is answered.
   auto fs2 = NewFs(*layer_);
-  auto second = DurableMount::Open(fs2.get(), Options(/*keep=*/false));
+  options = Options(/*keep=*/false);
+  options.kernel_read_ahead = (2 << 20) - 100;  // rounded up to whole KiB
+  auto second = DurableMount::Open(fs2.get(), options);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_TRUE((*second)->resumed());
+  EXPECT_EQ(KernelReadAheadKib(mnt_), "2048");
   ASSERT_TRUE(during_gap.Done(std::chrono::seconds(30)));
   EXPECT_TRUE(during_gap.Get() == big_.substr(1 << 20, 100000));
   // The file opened before the restart reads on; new lookups work.

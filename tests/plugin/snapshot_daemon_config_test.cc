@@ -42,6 +42,9 @@ retry_max_total = "5s"
 stall_timeout = "1500ms"
 [lazy]
 background_threads = 0
+read_ahead_spans = 8
+read_ahead_threads = 3
+kernel_read_ahead = "8MiB"
 )",
                        "full.toml");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -61,6 +64,9 @@ background_threads = 0
   EXPECT_EQ(c->registry_retry_max_total, absl::Seconds(5));
   EXPECT_EQ(c->registry_stall_timeout, absl::Milliseconds(1500));
   EXPECT_EQ(c->lazy_background_threads, 0);
+  EXPECT_EQ(c->lazy_read_ahead_spans, 8);
+  EXPECT_EQ(c->lazy_read_ahead_threads, 3);
+  EXPECT_EQ(c->lazy_kernel_read_ahead, 8 << 20);
 }
 
 TEST(DaemonConfigTest, ErrorsNameTheKey) {
@@ -79,6 +85,8 @@ TEST(DaemonConfigTest, ErrorsNameTheKey) {
            {"[registry]\nmax_attempts = 0", "key registry.max_attempts"},
            {"[registry]\nstall_timeout = \"0s\"", "key registry.stall_timeout"},
            {"[lazy]\nbackground_threads = -1", "key lazy.background_threads"},
+           {"[lazy]\nread_ahead_threads = 0", "key lazy.read_ahead_threads"},
+           {"[lazy]\nkernel_read_ahead = \"big\"", "key lazy.kernel_read_ahead"},
            {"log_level = \"loud\"", "key log_level"},
            {"root = ", "bad.toml:1"},
        }) {
