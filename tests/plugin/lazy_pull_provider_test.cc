@@ -424,7 +424,9 @@ TEST_F(LazyPullProviderTest, IndexedImageServesItsBigLayerLazilyAcrossARestart) 
   const std::string local_dir = *snapshot_dir + "/local";
   EXPECT_TRUE(FuseReleased(*snapshot_dir));
   for (const LazyLayerInfo& l : lazy_->Layers()) {
-    if (l.name == name) EXPECT_EQ(l.local_dir, local_dir);
+    if (l.name == name) {
+      EXPECT_EQ(l.local_dir, local_dir);
+    }
   }
   // New mounts resolve to local disk: a view's source and a container's lowerdir.
   const std::string view_dir = ContentDir(big);
