@@ -145,7 +145,8 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(const DaemonConfig& config
   }
   if (!config.metrics_address.empty()) {
     SS_ASSIGN_OR_RETURN(d->metrics_,
-                        MetricsEndpoint::Start(config.metrics_address, d->layer_fs_.get()));
+                        MetricsEndpoint::Start(config.metrics_address, d->layer_fs_.get(),
+                                               d->lazy_.get()));
   }
   Daemon* raw = d.get();
   d->status_ = std::make_unique<StatusService>([raw] {

@@ -13,20 +13,29 @@ namespace {
 
 // Background completion as Prometheus sees it: per-layer series would grow with every image
 // ever pulled, so the layers are summed (per-layer detail is `slipstream status`).
-void AddLazyProgress(const void* owner, const fuse::LayerFs* fs) {
+void AddLazyProgress(const void* owner, const fuse::LayerFs* fs,
+                     const plugin::LazyPullProvider* lazy) {
   metrics::Registry& r = metrics::Global();
-  r.AddGaugeCallback("slipstream_lazy_layers",
-                     "Lazy mode: layers served through FUSE, by background completion state.",
-                     owner, [fs] {
-                       int64_t complete = 0;
-                       int64_t fetching = 0;
-                       for (const fuse::LayerStatus& s : fs->AllStatus()) {
-                         (s.progress.complete() ? complete : fetching) += 1;
-                       }
-                       return std::vector<metrics::Sample>{
-                           {{{"state", "complete"}}, static_cast<double>(complete)},
-                           {{{"state", "fetching"}}, static_cast<double>(fetching)}};
-                     });
+  r.AddGaugeCallback(
+      "slipstream_lazy_layers",
+      "Lazy mode: lazy layers by state (remote, completing, local, local_fuse_in_use, stopped).",
+      owner, [lazy] {
+        // Every state always has a series, so a layer moving on is a 1 -> 0, never a gap.
+        std::vector<std::pair<std::string, int64_t>> counts = {
+            {"remote", 0}, {"completing", 0}, {"local", 0}, {"local_fuse_in_use", 0},
+            {"stopped", 0}};
+        for (const plugin::LazyLayerInfo& l : lazy->Layers()) {
+          std::string state = l.state == "local, FUSE in use" ? "local_fuse_in_use" : l.state;
+          for (auto& [name, n] : counts) {
+            if (name == state) ++n;
+          }
+        }
+        std::vector<metrics::Sample> samples;
+        for (const auto& [name, n] : counts) {
+          samples.push_back({{{"state", name}}, static_cast<double>(n)});
+        }
+        return samples;
+      });
   r.AddGaugeCallback("slipstream_lazy_compressed_bytes",
                      "Lazy mode: compressed bytes of the lazy layers, fetched so far and in "
                      "total; fetched/total is the background completion progress.",
@@ -56,7 +65,8 @@ HttpServerResponse Answer(const HttpServerRequest& request) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
-    const std::string& address, const fuse::LayerFs* layer_fs) {
+    const std::string& address, const fuse::LayerFs* layer_fs,
+    const plugin::LazyPullProvider* lazy) {
   std::string ip;
   int port = 0;
   absl::Status parsed = SplitHostPort(address, &ip, &port);
@@ -71,7 +81,7 @@ absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
     return Annotate(server.status(), absl::StrCat("metrics endpoint on ", address));
   }
   endpoint->server_ = *std::move(server);
-  if (layer_fs != nullptr) AddLazyProgress(endpoint.get(), layer_fs);
+  if (layer_fs != nullptr && lazy != nullptr) AddLazyProgress(endpoint.get(), layer_fs, lazy);
   return endpoint;
 }
 

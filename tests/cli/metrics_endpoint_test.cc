@@ -21,7 +21,7 @@ TEST(MetricsEndpointTest, ServesTheGlobalRegistryAsParseableText) {
       .AddHistogramFamily("slipstream_test_seconds", "Seconds.", {"mode"}, {0.5, 1})
       .With({"lazy"})
       .Observe(0.7);
-  auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", nullptr);
+  auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", nullptr, nullptr);
   ASSERT_TRUE(endpoint.ok()) << endpoint.status();
   EXPECT_THAT((*endpoint)->address(), StartsWith("127.0.0.1:"));
   EXPECT_NE((*endpoint)->address(), "127.0.0.1:0");
@@ -50,15 +50,15 @@ TEST(MetricsEndpointTest, ServesTheGlobalRegistryAsParseableText) {
 }
 
 TEST(MetricsEndpointTest, BadAddressesAreClearErrors) {
-  auto no_port = MetricsEndpoint::Start("localhost", nullptr);
+  auto no_port = MetricsEndpoint::Start("localhost", nullptr, nullptr);
   EXPECT_TRUE(absl::IsInvalidArgument(no_port.status())) << no_port.status();
   EXPECT_THAT(no_port.status().message(), HasSubstr("metrics address"));
-  auto name = MetricsEndpoint::Start("localhost:9464", nullptr);
+  auto name = MetricsEndpoint::Start("localhost:9464", nullptr, nullptr);
   EXPECT_TRUE(absl::IsInvalidArgument(name.status())) << name.status();
   // A port in use: the second endpoint cannot bind it.
-  auto first = MetricsEndpoint::Start("127.0.0.1:0", nullptr);
+  auto first = MetricsEndpoint::Start("127.0.0.1:0", nullptr, nullptr);
   ASSERT_TRUE(first.ok()) << first.status();
-  auto second = MetricsEndpoint::Start((*first)->address(), nullptr);
+  auto second = MetricsEndpoint::Start((*first)->address(), nullptr, nullptr);
   EXPECT_FALSE(second.ok());
   EXPECT_THAT(second.status().message(), HasSubstr("metrics endpoint on"));
 }

@@ -85,7 +85,7 @@ TEST_F(CriPullTest, PullRunRestartAndRemove) {
   EXPECT_GE(m.Get("slipstream_registry_bytes_total"),
             image_.layers[0].descriptor.size + image_.layers[1].descriptor.size);
   EXPECT_GE(m.Get("slipstream_registry_requests_total{outcome=\"2xx\"}"), 3);
-  EXPECT_EQ(m.Get("slipstream_lazy_layers{state=\"fetching\"}"), -1);  // not in lazy mode
+  EXPECT_EQ(m.Get("slipstream_lazy_layers{state=\"remote\"}"), -1);  // not in lazy mode
   // `slipstream status` names the image and its layers' state.
   SubprocessResult status = RunStatus();
   EXPECT_THAT(status.stdout_data,
