@@ -88,24 +88,29 @@ class DiskFullTest : public it::CriIntegrationTest {
 
   // Whatever of the image is committed is whole: containerd lists a layer's chainID exactly
   // when one snapshot dir holds its files, all hashing right. Returns whether both are.
+  // (LookUntilAgreed: containerd's garbage collector may still be removing some.)
   bool ExpectNothingHalfCommitted() {
     const std::vector<std::string> chains = ChainIds();
-    const std::string listed = Snapshots();
-    const bool small = absl::StrContains(listed, chains[0]);
-    const bool big = absl::StrContains(listed, chains[1]);
+    std::string listed;
+    bool small = false, big = false;
+    std::vector<std::string> small_dirs, big_dirs;
+    LookUntilAgreed([&] {
+      listed = Snapshots();
+      small = absl::StrContains(listed, chains[0]);
+      big = absl::StrContains(listed, chains[1]);
+      small_dirs = SnapshotsWithMarker(slip_root_, "etc/hello.txt", "disk full\n");
+      big_dirs.clear();
+      for (const std::string& id : ListDir(slip_root_ + "/snapshots")) {
+        const std::string fs = absl::StrCat(slip_root_, "/snapshots/", id, "/fs");
+        if (it::Exists(fs + "/data")) big_dirs.push_back(fs);
+      }
+      return small_dirs.size() == (small ? 1u : 0u) && big_dirs.size() == (big ? 1u : 0u);
+    });
     EXPECT_FALSE(big && !small) << listed;
-    std::vector<std::string> small_dirs =
-        SnapshotsWithMarker(slip_root_, "etc/hello.txt", "disk full\n");
-    EXPECT_EQ(small_dirs.size(), small ? 1u : 0u);
+    EXPECT_EQ(small_dirs.size(), small ? 1u : 0u) << listed;
     for (const std::string& fs : small_dirs) EXPECT_EQ(CheckFiles(fs, small_files_), 0);
-    int big_dirs = 0;
-    for (const std::string& id : ListDir(slip_root_ + "/snapshots")) {
-      const std::string fs = absl::StrCat(slip_root_, "/snapshots/", id, "/fs");
-      if (!it::Exists(fs + "/data")) continue;
-      ++big_dirs;
-      EXPECT_EQ(CheckFiles(fs, big_files_), 0);
-    }
-    EXPECT_EQ(big_dirs, big ? 1 : 0);
+    EXPECT_EQ(big_dirs.size(), big ? 1u : 0u) << listed;
+    for (const std::string& fs : big_dirs) EXPECT_EQ(CheckFiles(fs, big_files_), 0);
     return small && big;
   }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,6 +85,16 @@ inline void ExpectTempSpaceReclaimed(pid_t pid, const std::string& slip_root,
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
+}
+
+// Calls `look` (which takes a fresh look at containerd's snapshot list and slipstreamd's
+// snapshot dirs and says whether they agree) until it returns true, for at most `limit`.
+// containerd drops a failed pull's snapshots from its list at once but removes them from
+// slipstreamd in its garbage collector a moment later: the caller checks the last look.
+inline void LookUntilAgreed(const std::function<bool()>& look,
+                            absl::Duration limit = absl::Seconds(20)) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (!look() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
 }
 
 // One file of a layer and the sha256 it must have.

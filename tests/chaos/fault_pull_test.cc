@@ -126,19 +126,26 @@ class FaultPullTest : public FaultCriTest {
 
   // Whatever of `ci` is committed is whole and right: a committed chainID has exactly one
   // snapshot dir with the case's files, all hashing right; none has a dir otherwise.
-  // `want_committed`: both layers must be committed.
+  // `want_committed`: both layers must be committed. (LookUntilAgreed: containerd's garbage
+  // collector may still be removing some.)
   void ExpectCommittedSnapshotsWhole(const PullCase& c, const CaseImage& ci,
                                      bool want_committed) {
     const std::vector<std::string> chains = Chains(ci);
-    const std::string listed = Snapshots();
-    const bool big_committed = absl::StrContains(listed, chains[0]);
-    const bool small_committed = absl::StrContains(listed, chains[1]);
+    std::string listed;
+    bool big_committed = false, small_committed = false;
+    std::vector<std::string> big_dirs, small_dirs;
+    LookUntilAgreed([&] {
+      listed = Snapshots();
+      big_committed = absl::StrContains(listed, chains[0]);
+      small_committed = absl::StrContains(listed, chains[1]);
+      big_dirs = SnapshotsWithMarker(slip_root_, "etc/case", c.name);
+      small_dirs = SnapshotsWithMarker(slip_root_, "etc/hello.txt", c.name);
+      return big_dirs.size() == (big_committed ? 1u : 0u) &&
+             small_dirs.size() == (small_committed ? 1u : 0u);
+    });
     if (want_committed) {
       EXPECT_TRUE(big_committed && small_committed) << listed;
     }
-    std::vector<std::string> big_dirs = SnapshotsWithMarker(slip_root_, "etc/case", c.name);
-    std::vector<std::string> small_dirs =
-        SnapshotsWithMarker(slip_root_, "etc/hello.txt", c.name);
     EXPECT_EQ(big_dirs.size(), big_committed ? 1u : 0u) << "big layer snapshot dirs";
     EXPECT_EQ(small_dirs.size(), small_committed ? 1u : 0u) << "small layer snapshot dirs";
     for (const std::string& fs : big_dirs) EXPECT_EQ(CheckFiles(fs, ci.big_files), 0);

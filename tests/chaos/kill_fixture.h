@@ -7,8 +7,10 @@
 #include <signal.h>
 
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/algorithm/container.h"
@@ -100,6 +102,19 @@ class KillTest : public it::CriIntegrationTest {
     slipstreamd_->Stop(SIGKILL);
     slipstreamd_.reset();
     return died;
+  }
+
+  // Runs `pull` (returning the CLI's exit code) on a thread and SIGKILLs slipstreamd `delay`
+  // after it started — a random moment, not a synchronisation; returns the pull's exit code
+  // once it ended and slipstreamd is gone (expected to die of the SIGKILL).
+  int PullKilledAfter(const std::function<int()>& pull, absl::Duration delay) {
+    int exit_code = -2;
+    std::thread puller([&] { exit_code = pull(); });
+    absl::SleepFor(delay);
+    ::kill(slipstreamd_->pid(), SIGKILL);
+    puller.join();
+    EXPECT_TRUE(WaitForDeath(absl::Seconds(10)));
+    return exit_code;
   }
 
   // Starts a clean slipstreamd after a kill and waits for containerd to redial it.

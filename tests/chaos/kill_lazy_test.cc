@@ -17,7 +17,6 @@
 #include <iostream>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -100,12 +99,7 @@ TEST_F(KillLazyTest, RandomKillsDuringLazyPullAndBackgroundCompletion) {
     CaseImage& c = images.back();
     const absl::Duration delay = std::uniform_real_distribution<double>(0, 1)(rng) * window;
     SCOPED_TRACE(absl::StrCat("kill ", k, " after ", absl::FormatDuration(delay)));
-    int pull_exit = -2;
-    std::thread pull([&] { pull_exit = Cli({"pull", c.ref}).exit_code; });
-    absl::SleepFor(delay);  // the random moment of the kill, not a synchronisation
-    ::kill(slipstreamd_->pid(), SIGKILL);
-    pull.join();
-    EXPECT_TRUE(WaitForDeath(absl::Seconds(10)));
+    const int pull_exit = PullKilledAfter([&] { return Cli({"pull", c.ref}).exit_code; }, delay);
     ASSERT_NO_FATAL_FAILURE(Recover());
     ASSERT_NO_FATAL_FAILURE(PullAndVerify(c));
     ExpectLazy(c);

@@ -16,7 +16,6 @@
 #include <iostream>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -179,12 +178,7 @@ TEST_F(KillParallelTest, RandomKillsDuringPull) {
     const absl::Duration delay =
         std::uniform_real_distribution<double>(0, 1)(rng) * window;
     SCOPED_TRACE(absl::StrCat("kill ", k, " after ", absl::FormatDuration(delay)));
-    int pull_exit = -2;
-    std::thread pull([&] { pull_exit = PullExit(c.ref); });
-    absl::SleepFor(delay);  // the random moment of the kill, not a synchronisation
-    ::kill(slipstreamd_->pid(), SIGKILL);
-    pull.join();
-    EXPECT_TRUE(WaitForDeath(absl::Seconds(10)));
+    const int pull_exit = PullKilledAfter([&] { return PullExit(c.ref); }, delay);
     ASSERT_NO_FATAL_FAILURE(Recover());
     ASSERT_NO_FATAL_FAILURE(PullAndVerify(c));
     ASSERT_NO_FATAL_FAILURE(VerifyAll(images));

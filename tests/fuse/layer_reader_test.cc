@@ -241,29 +241,41 @@ TEST_F(LayerReaderTest, SpanCacheLruOrderAndColdInserts) {
   EXPECT_EQ(cache.entries(), 1);
 }
 
-TEST(LayerFsReadAheadTest, SequentialReadsFetchTheNextSpanAhead) {
-  testing::TestLayer layer = testing::Fresh(RichLayer());
-  LayerFsOptions options;
-  options.readahead_spans = 1;
-  LayerFs fs(options);
+// kBigFile of `layer`, added to `fs` as layer "l" (id 1) and opened.
+struct OpenBigFile {
+  uint64_t ino = 0;
+  uint64_t fh = 0;
+  int64_t data_offset = -1;  // where its data starts in the layer's tar stream
+};
+void OpenTheBigFile(LayerFs& fs, const testing::TestLayer& layer, OpenBigFile* out) {
   ASSERT_TRUE(fs.AddLayer("l", 1, layer.ztoc, layer.NewReader()).ok());
   absl::StatusOr<Attr> big = fs.Lookup(MakeIno(1, 1), testing::kBigFile);
   ASSERT_TRUE(big.ok());
   absl::StatusOr<uint64_t> fh = fs.Open(big->ino, O_RDONLY);
   ASSERT_TRUE(fh.ok());
+  out->ino = big->ino;
+  out->fh = *fh;
+  for (const auto& e : layer.ztoc->entries) {
+    if (e.name == testing::kBigFile) out->data_offset = e.uncompressed_offset;
+  }
+  ASSERT_GE(out->data_offset, 0);
+}
+
+TEST(LayerFsReadAheadTest, SequentialReadsFetchTheNextSpanAhead) {
+  testing::TestLayer layer = testing::Fresh(RichLayer());
+  LayerFsOptions options;
+  options.readahead_spans = 1;
+  LayerFs fs(options);
+  OpenBigFile big;
+  ASSERT_NO_FATAL_FAILURE(OpenTheBigFile(fs, layer, &big));
   std::shared_ptr<LayerReader> reader = fs.Reader("l");
   const index::Ztoc& z = *layer.ztoc;
-  const index::FileMetadata* entry = nullptr;
-  for (const auto& e : z.entries) {
-    if (e.name == testing::kBigFile) entry = &e;
-  }
-  ASSERT_NE(entry, nullptr);
   // The first read is not known to be sequential: no read-ahead.
-  ASSERT_TRUE(fs.Read(big->ino, *fh, 0, 4096).ok());
+  ASSERT_TRUE(fs.Read(big.ino, big.fh, 0, 4096).ok());
   EXPECT_EQ(reader->Counters().readahead_spans, 0);
   // The second one continues the first: the span after the one it ends in is fetched.
-  ASSERT_TRUE(fs.Read(big->ino, *fh, 4096, 4096).ok());
-  const int64_t current = z.SpanForUncompressedOffset(entry->uncompressed_offset + 8191);
+  ASSERT_TRUE(fs.Read(big.ino, big.fh, 4096, 4096).ok());
+  const int64_t current = z.SpanForUncompressedOffset(big.data_offset + 8191);
   auto fetched = [&](int64_t span) {
     std::vector<int64_t> left = reader->UnfetchedSpans();
     return std::find(left.begin(), left.end(), span) == left.end();
@@ -272,12 +284,12 @@ TEST(LayerFsReadAheadTest, SequentialReadsFetchTheNextSpanAhead) {
   EXPECT_EQ(reader->Counters().readahead_spans, 1);
   const int64_t reads = layer.blob->reads();
   // Reading into that span is now a cache hit.
-  const int64_t next = z.SpanUncompressedStart(current + 1) - entry->uncompressed_offset;
-  absl::StatusOr<std::string> got = fs.Read(big->ino, *fh, next, 1000);
+  const int64_t next = z.SpanUncompressedStart(current + 1) - big.data_offset;
+  absl::StatusOr<std::string> got = fs.Read(big.ino, big.fh, next, 1000);
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(*got, layer.files.at(testing::kBigFile).substr(next, 1000));
   EXPECT_EQ(layer.blob->reads(), reads);
-  ASSERT_TRUE(fs.Release(big->ino, *fh).ok());
+  ASSERT_TRUE(fs.Release(big.ino, big.fh).ok());
 }
 
 TEST(LayerFsReadAheadTest, DeepReadAheadKeepsEveryPoolThreadBusy) {
@@ -286,25 +298,18 @@ TEST(LayerFsReadAheadTest, DeepReadAheadKeepsEveryPoolThreadBusy) {
   options.readahead_spans = 4;
   options.readahead_threads = 2;
   LayerFs fs(options);
-  ASSERT_TRUE(fs.AddLayer("l", 1, layer.ztoc, layer.NewReader()).ok());
-  absl::StatusOr<Attr> big = fs.Lookup(MakeIno(1, 1), testing::kBigFile);
-  ASSERT_TRUE(big.ok());
-  absl::StatusOr<uint64_t> fh = fs.Open(big->ino, O_RDONLY);
-  ASSERT_TRUE(fh.ok());
+  OpenBigFile big;
+  ASSERT_NO_FATAL_FAILURE(OpenTheBigFile(fs, layer, &big));
   std::shared_ptr<LayerReader> reader = fs.Reader("l");
   const index::Ztoc& z = *layer.ztoc;
-  int64_t start = -1;
-  for (const auto& e : z.entries) {
-    if (e.name == testing::kBigFile) start = e.uncompressed_offset;
-  }
-  ASSERT_GE(start, 0);
+  const int64_t start = big.data_offset;
   const int64_t current = z.SpanForUncompressedOffset(start);
   ASSERT_EQ(z.SpanForUncompressedOffset(start + 8191), current);
-  ASSERT_TRUE(fs.Read(big->ino, *fh, 0, 4096).ok());
+  ASSERT_TRUE(fs.Read(big.ino, big.fh, 0, 4096).ok());
   // Fetches block from now on: the read-ahead the next read starts shows how many run at
   // once. The next read stays in the span already cached, so it does not block itself.
   layer.blob->CloseGate();
-  ASSERT_TRUE(fs.Read(big->ino, *fh, 4096, 4096).ok());
+  ASSERT_TRUE(fs.Read(big.ino, big.fh, 4096, 4096).ok());
   // Four spans ahead, in two tasks: one fetch per pool thread (one task would block one).
   WaitUntil([&] { return layer.blob->blocked() == 2; });
   EXPECT_EQ(layer.blob->blocked(), 2);
@@ -318,7 +323,7 @@ TEST(LayerFsReadAheadTest, DeepReadAheadKeepsEveryPoolThreadBusy) {
   layer.blob->CloseGate();
   const std::string& content = layer.files.at(testing::kBigFile);
   const int64_t end = z.SpanUncompressedEnd(current + 4) - start;
-  auto read = std::async(std::launch::async, [&] { return fs.Read(big->ino, *fh, 8192, end - 8192); });
+  auto read = std::async(std::launch::async, [&] { return fs.Read(big.ino, big.fh, 8192, end - 8192); });
   const bool from_cache = read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
   const auto after = reader->Counters();
   layer.blob->OpenGate();
@@ -327,7 +332,7 @@ TEST(LayerFsReadAheadTest, DeepReadAheadKeepsEveryPoolThreadBusy) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_TRUE(*got == content.substr(8192, end - 8192));
   EXPECT_EQ(after.spans_fetched - after.readahead_spans, foreground);
-  ASSERT_TRUE(fs.Release(big->ino, *fh).ok());
+  ASSERT_TRUE(fs.Release(big.ino, big.fh).ok());
 }
 
 TEST(LayerFsReadAheadTest, RandomReadsDoNotReadAhead) {
