@@ -6,6 +6,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/fd.h"
@@ -91,7 +92,33 @@ absl::string_view AV(std::string_view s) { return absl::string_view(s.data(), s.
 
 }  // namespace
 
+#if defined(__x86_64__)
+// 8 bytes per instruction (about 8 GB/s here against ~1 GB/s from the tables): every chunk
+// written to or read from the cache is checksummed whole, on the lazy read path.
+__attribute__((target("sse4.2"))) uint32_t Crc32cSse42(uint32_t crc, std::string_view data) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  size_t n = data.size();
+  uint64_t c = ~crc;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+  }
+  auto c32 = static_cast<uint32_t>(c);
+  for (; n > 0; ++p, --n) c32 = __builtin_ia32_crc32qi(c32, *p);
+  return ~c32;
+}
+#endif
+
 uint32_t Crc32c(uint32_t crc, std::string_view data) {
+#if defined(__x86_64__)
+  static const bool sse42 = __builtin_cpu_supports("sse4.2");
+  if (sse42) return Crc32cSse42(crc, data);
+#endif
+  return Crc32cPortable(crc, data);
+}
+
+uint32_t Crc32cPortable(uint32_t crc, std::string_view data) {
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
   size_t n = data.size();
   crc = ~crc;

@@ -16,7 +16,10 @@ namespace slipstream::remote {
 // CRC-32C (Castagnoli), the checksum of iSCSI and ext4 metadata. `crc` is the value returned
 // by a previous call (0 to start), so a checksum can be computed in pieces.
 // Crc32c(0, "123456789") == 0xE3069283. Thread-safe (pure function).
+// Uses the CPU's crc32 instruction (SSE 4.2) when it has one, else Crc32cPortable.
 uint32_t Crc32c(uint32_t crc, std::string_view data);
+// The same checksum from lookup tables, for any CPU (and for tests of Crc32c).
+uint32_t Crc32cPortable(uint32_t crc, std::string_view data);
 
 // InvalidArgument unless `key` names a real blob with offset >= 0 and length >= 0.
 absl::Status ValidateChunkKey(const ChunkKey& key);

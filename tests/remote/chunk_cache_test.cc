@@ -93,6 +93,18 @@ TEST(Crc32cTest, KnownVectors) {
   EXPECT_EQ(Crc32c(0, ""), 0u);
 }
 
+TEST(Crc32cTest, HardwareAndTablesAgree) {
+  EXPECT_EQ(Crc32cPortable(0, "123456789"), 0xE3069283u);
+  std::string data = Payload(Key("y", 0, 4099));
+  std::string_view v = data;
+  for (size_t from : {0u, 1u, 3u, 8u}) {
+    for (size_t len : {0u, 1u, 7u, 8u, 9u, 63u, 4090u}) {
+      EXPECT_EQ(Crc32c(5, v.substr(from, len)), Crc32cPortable(5, v.substr(from, len)))
+          << from << "+" << len;
+    }
+  }
+}
+
 TEST(Crc32cTest, IncrementalEqualsWhole) {
   std::string data = Payload(Key("x", 0, 1000));
   for (size_t cut : {0u, 1u, 7u, 8u, 9u, 500u, 1000u}) {
