@@ -35,6 +35,10 @@ struct LayerFsOptions {
   int readahead_threads = 2;
   size_t readahead_queue = 16;
   int readahead_spans = 4;
+  // The kernel sends the reads of one read-ahead window at once and they may arrive in any
+  // order: a read that starts within this distance of the furthest end read so far in its
+  // file (or at the file's start) counts as sequential.
+  int64_t sequential_window = int64_t{8} << 20;
   // Per-layer reader settings (coalescing cap, bound on waiting for another reader's fetch).
   LayerReaderOptions reader;
 };

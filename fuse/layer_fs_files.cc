@@ -84,17 +84,30 @@ absl::StatusOr<std::string> LayerFs::Read(uint64_t ino, uint64_t handle, int64_t
   if (offset >= file->size || size == 0) return std::string();
   const int64_t length = std::min(size, file->size - offset);
   LayerReader& reader = *file->layer->reader;
-  SS_ASSIGN_OR_RETURN(std::string data, reader.Read(file->data_offset + offset, length));
   last_read_ns_.store(absl::GetCurrentTimeNanos(), std::memory_order_relaxed);
-  const int64_t previous = file->next_offset.exchange(offset + length);
-  if (previous == offset && options_.readahead_spans > 0) {
-    // Sequential: fetch the spans after the one this read ends in, up to the file's end.
+  const int64_t end = offset + length;
+  int64_t furthest = file->furthest_end.load(std::memory_order_relaxed);
+  while (end > furthest &&
+         !file->furthest_end.compare_exchange_weak(furthest, end, std::memory_order_relaxed)) {
+  }
+  const int64_t window = options_.sequential_window;
+  const bool sequential = furthest < 0 ? offset == 0
+                                       : offset >= furthest - window && offset <= furthest + window;
+  if (sequential && options_.readahead_spans > 0) {
+    // Before this read's own fetch, so that the spans after it are fetched meanwhile.
     const index::Ztoc& z = reader.ztoc();
-    const int64_t current = z.SpanForUncompressedOffset(file->data_offset + offset + length - 1);
+    const int64_t current = z.SpanForUncompressedOffset(file->data_offset + end - 1);
     const int64_t file_last = z.SpanForUncompressedOffset(file->data_offset + file->size - 1);
     const int64_t last = std::min<int64_t>(current + options_.readahead_spans, file_last);
-    if (last > current) reader.ReadAhead(current + 1, last);
+    // A full window is topped up in batches of half of it, not one span per read, so that
+    // each fetch covers several spans; the rest of a window cut short by the file's end
+    // goes at once.
+    const int64_t batch = last == current + options_.readahead_spans
+                              ? std::max<int64_t>(1, options_.readahead_spans / 2)
+                              : 1;
+    if (last > current) reader.ReadAhead(current + 1, last, batch);
   }
+  SS_ASSIGN_OR_RETURN(std::string data, reader.Read(file->data_offset + offset, length));
   return data;
 }
 

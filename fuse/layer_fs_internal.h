@@ -35,8 +35,9 @@ struct LayerFs::OpenFile {
   uint64_t ino = 0;
   int64_t data_offset = 0;  // where the file's bytes start in the uncompressed tar stream
   int64_t size = 0;
-  // Where the next read starts if the file is read sequentially; -1 before the first read.
-  std::atomic<int64_t> next_offset{-1};
+  // The furthest end of a read so far (where a sequential reader goes on); -1 before the
+  // first read.
+  std::atomic<int64_t> furthest_end{-1};
 };
 
 namespace layer_fs_internal {

@@ -25,6 +25,9 @@ struct LayerReaderOptions {
   // Adjacent missing spans are fetched with one BlobReader::ReadAt of at most this many
   // compressed bytes (at least one span per fetch).
   int64_t max_fetch_bytes = int64_t{16} << 20;
+  // Read-ahead fetches at most this many adjacent spans with one ReadAt (and inflates them
+  // on one pool thread).
+  int64_t readahead_spans_per_fetch = 4;
   // Longest wait for a span another reader is fetching. The fetcher itself is bounded by the
   // BlobReader's retry policy; this only guards against a fetch that never ends.
   absl::Duration wait_timeout = absl::Minutes(5);
@@ -92,9 +95,11 @@ class LayerReader : public std::enable_shared_from_this<LayerReader> {
   absl::StatusOr<std::string> Read(int64_t offset, int64_t length);
 
   // Asks for spans [first, last] (clamped to the layer) to be fetched in the background,
-  // skipping those cached, being fetched or already queued. Best effort: silently does
-  // nothing when the pool is busy or absent.
-  void ReadAhead(int64_t first, int64_t last);
+  // skipping those cached, being fetched or already queued; nothing when fewer than
+  // `min_spans` are left after that (a sequential reader then asks again a few reads later,
+  // for a batch: a registry request costs far more than its bytes). Best effort: silently
+  // does nothing when the pool is busy or absent.
+  void ReadAhead(int64_t first, int64_t last, int64_t min_spans = 1);
 
   // Spans never fetched nor fed, in increasing order.
   std::vector<int64_t> UnfetchedSpans() const;

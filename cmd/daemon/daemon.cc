@@ -86,6 +86,9 @@ absl::Status Daemon::StartLazy() {
   fuse::LayerFsOptions fs_options;
   fs_options.readahead_spans = config_.lazy_read_ahead_spans;
   fs_options.readahead_threads = config_.lazy_read_ahead_threads;
+  // One kernel read-ahead window arrives as several reads at once (1 MiB each at most).
+  fs_options.sequential_window =
+      std::max(fs_options.sequential_window, 2 * config_.lazy_kernel_read_ahead);
   layer_fs_ = std::make_unique<fuse::LayerFs>(fs_options);
   plugin::LazyPullOptions opts;
   opts.mount_dir = mount_dir;

@@ -241,103 +241,159 @@ TEST_F(LayerReaderTest, SpanCacheLruOrderAndColdInserts) {
   EXPECT_EQ(cache.entries(), 1);
 }
 
-// kBigFile of `layer`, added to `fs` as layer "l" (id 1) and opened.
-struct OpenBigFile {
+// Where kBigFile's data starts in the rich layer's tar stream.
+int64_t BigFileOffset() {
+  for (const auto& e : RichLayer().ztoc->entries) {
+    if (e.name == testing::kBigFile) return e.uncompressed_offset;
+  }
+  return -1;
+}
+
+// A LayerFs serving a fresh copy of the rich layer as layer "l" (id 1), with kBigFile open.
+struct BigFileFs {
+  explicit BigFileFs(const LayerFsOptions& options) : fs(options) {}
+  void Open() {
+    ASSERT_TRUE(fs.AddLayer("l", 1, layer.ztoc, layer.NewReader()).ok());
+    absl::StatusOr<Attr> attr = fs.Lookup(MakeIno(1, 1), testing::kBigFile);
+    ASSERT_TRUE(attr.ok());
+    absl::StatusOr<uint64_t> handle = fs.Open(attr->ino, O_RDONLY);
+    ASSERT_TRUE(handle.ok());
+    ino = attr->ino;
+    fh = *handle;
+    reader = fs.Reader("l");
+    ASSERT_GE(data_offset, 0);
+  }
+  absl::StatusOr<std::string> Read(int64_t offset, int64_t size) {
+    return fs.Read(ino, fh, offset, size);
+  }
+  const index::Ztoc& z() const { return *layer.ztoc; }
+  const std::string& content() const { return layer.files.at(testing::kBigFile); }
+  // The offset in the file of span `span`'s start.
+  int64_t OffsetOf(int64_t span) const { return z().SpanUncompressedStart(span) - data_offset; }
+  int64_t FirstSpan() const { return z().SpanForUncompressedOffset(data_offset); }
+
+  testing::TestLayer layer = testing::Fresh(RichLayer());
+  LayerFs fs;
   uint64_t ino = 0;
   uint64_t fh = 0;
-  int64_t data_offset = -1;  // where its data starts in the layer's tar stream
+  const int64_t data_offset = BigFileOffset();
+  std::shared_ptr<LayerReader> reader;
 };
-void OpenTheBigFile(LayerFs& fs, const testing::TestLayer& layer, OpenBigFile* out) {
-  ASSERT_TRUE(fs.AddLayer("l", 1, layer.ztoc, layer.NewReader()).ok());
-  absl::StatusOr<Attr> big = fs.Lookup(MakeIno(1, 1), testing::kBigFile);
-  ASSERT_TRUE(big.ok());
-  absl::StatusOr<uint64_t> fh = fs.Open(big->ino, O_RDONLY);
-  ASSERT_TRUE(fh.ok());
-  out->ino = big->ino;
-  out->fh = *fh;
-  for (const auto& e : layer.ztoc->entries) {
-    if (e.name == testing::kBigFile) out->data_offset = e.uncompressed_offset;
-  }
-  ASSERT_GE(out->data_offset, 0);
+
+// True once span `span` of `reader` was fetched (or fed).
+bool Fetched(const LayerReader& reader, int64_t span) {
+  std::vector<int64_t> left = reader.UnfetchedSpans();
+  return std::find(left.begin(), left.end(), span) == left.end();
 }
 
 TEST(LayerFsReadAheadTest, SequentialReadsFetchTheNextSpanAhead) {
-  testing::TestLayer layer = testing::Fresh(RichLayer());
   LayerFsOptions options;
   options.readahead_spans = 1;
-  LayerFs fs(options);
-  OpenBigFile big;
-  ASSERT_NO_FATAL_FAILURE(OpenTheBigFile(fs, layer, &big));
-  std::shared_ptr<LayerReader> reader = fs.Reader("l");
-  const index::Ztoc& z = *layer.ztoc;
-  // The first read is not known to be sequential: no read-ahead.
-  ASSERT_TRUE(fs.Read(big.ino, big.fh, 0, 4096).ok());
-  EXPECT_EQ(reader->Counters().readahead_spans, 0);
-  // The second one continues the first: the span after the one it ends in is fetched.
-  ASSERT_TRUE(fs.Read(big.ino, big.fh, 4096, 4096).ok());
-  const int64_t current = z.SpanForUncompressedOffset(big.data_offset + 8191);
-  auto fetched = [&](int64_t span) {
-    std::vector<int64_t> left = reader->UnfetchedSpans();
-    return std::find(left.begin(), left.end(), span) == left.end();
-  };
-  WaitUntil([&] { return fetched(current + 1); });
-  EXPECT_EQ(reader->Counters().readahead_spans, 1);
-  const int64_t reads = layer.blob->reads();
+  options.sequential_window = 0;  // the later read into the next span reads no further ahead
+  BigFileFs t(options);
+  ASSERT_NO_FATAL_FAILURE(t.Open());
+  // A first read at the file's start is sequential: the span after the one it ends in is
+  // fetched ahead.
+  ASSERT_TRUE(t.Read(0, 4096).ok());
+  const int64_t current = t.z().SpanForUncompressedOffset(t.data_offset + 4095);
+  WaitUntil([&] { return Fetched(*t.reader, current + 1); });
+  EXPECT_EQ(t.reader->Counters().readahead_spans, 1);
+  const int64_t reads = t.layer.blob->reads();
   // Reading into that span is now a cache hit.
-  const int64_t next = z.SpanUncompressedStart(current + 1) - big.data_offset;
-  absl::StatusOr<std::string> got = fs.Read(big.ino, big.fh, next, 1000);
+  const int64_t next = t.OffsetOf(current + 1);
+  absl::StatusOr<std::string> got = t.Read(next, 1000);
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(*got, layer.files.at(testing::kBigFile).substr(next, 1000));
-  EXPECT_EQ(layer.blob->reads(), reads);
-  ASSERT_TRUE(fs.Release(big.ino, big.fh).ok());
+  EXPECT_EQ(*got, t.content().substr(next, 1000));
+  EXPECT_EQ(t.layer.blob->reads(), reads);
+}
+
+TEST(LayerFsReadAheadTest, ReadsOfOneWindowArrivingOutOfOrderAreSequential) {
+  // The kernel sent reads at A and B (B > A) at once; B arrives first, then A. Neither
+  // starts where the previous one ended.
+  const index::Ztoc& z = *RichLayer().ztoc;
+  const int64_t span_a = z.SpanForUncompressedOffset(BigFileOffset()) + 1;
+  const int64_t a = z.SpanUncompressedStart(span_a) - BigFileOffset();
+  const int64_t b = z.SpanUncompressedStart(span_a + 2) - BigFileOffset();
+  LayerFsOptions options;
+  options.readahead_spans = 1;
+  options.sequential_window = b;  // B is within it of the first read's end, A of B's
+  BigFileFs t(options);
+  ASSERT_NO_FATAL_FAILURE(t.Open());
+  ASSERT_TRUE(t.Read(0, 10).ok());
+  ASSERT_TRUE(t.Read(b, 10).ok());  // ends within span_a + 2: reads ahead
+  WaitUntil([&] { return Fetched(*t.reader, span_a + 3); });
+  ASSERT_TRUE(t.Read(a, 10).ok());  // behind B, within the window
+  // The earlier read asks for span_a + 1 ahead (nothing else read it).
+  WaitUntil([&] { return Fetched(*t.reader, span_a + 1); });
+  EXPECT_EQ(t.reader->Counters().readahead_spans, 3);  // after 0's span, after B, after A
+}
+
+TEST(LayerFsReadAheadTest, AFullWindowIsToppedUpInBatches) {
+  LayerFsOptions options;
+  options.readahead_spans = 4;  // topped up 2 spans at a time
+  options.readahead_threads = 1;
+  BigFileFs t(options);
+  ASSERT_NO_FATAL_FAILURE(t.Open());
+  const int64_t first = t.FirstSpan();
+  const int64_t file_last =
+      t.z().SpanForUncompressedOffset(t.data_offset + t.content().size() - 1);
+  ASSERT_GE(file_last - first, 8) << "the test needs a file of 9 spans or more";
+  ASSERT_TRUE(t.Read(0, 10).ok());
+  WaitUntil([&] { return t.reader->Counters().readahead_spans == 4; });  // first+1 .. first+4
+  const int64_t fetches = t.reader->Counters().fetches;
+  // One span further: one new span in the window, not a batch yet.
+  ASSERT_TRUE(t.Read(t.OffsetOf(first + 1), 10).ok());
+  EXPECT_FALSE(Fetched(*t.reader, first + 5));
+  // Two spans further: first+5 and first+6 go together, in one fetch.
+  ASSERT_TRUE(t.Read(t.OffsetOf(first + 2), 10).ok());
+  WaitUntil([&] { return t.reader->Counters().readahead_spans == 6; });
+  EXPECT_EQ(t.reader->Counters().fetches, fetches + 1);
+  EXPECT_TRUE(Fetched(*t.reader, first + 5) && Fetched(*t.reader, first + 6));
 }
 
 TEST(LayerFsReadAheadTest, DeepReadAheadKeepsEveryPoolThreadBusy) {
-  testing::TestLayer layer = testing::Fresh(RichLayer());
   LayerFsOptions options;
   options.readahead_spans = 4;
   options.readahead_threads = 2;
-  LayerFs fs(options);
-  OpenBigFile big;
-  ASSERT_NO_FATAL_FAILURE(OpenTheBigFile(fs, layer, &big));
-  std::shared_ptr<LayerReader> reader = fs.Reader("l");
-  const index::Ztoc& z = *layer.ztoc;
-  const int64_t start = big.data_offset;
-  const int64_t current = z.SpanForUncompressedOffset(start);
-  ASSERT_EQ(z.SpanForUncompressedOffset(start + 8191), current);
-  ASSERT_TRUE(fs.Read(big.ino, big.fh, 0, 4096).ok());
-  // Fetches block from now on: the read-ahead the next read starts shows how many run at
-  // once. The next read stays in the span already cached, so it does not block itself.
-  layer.blob->CloseGate();
-  ASSERT_TRUE(fs.Read(big.ino, big.fh, 4096, 4096).ok());
-  // Four spans ahead, in two tasks: one fetch per pool thread (one task would block one).
-  WaitUntil([&] { return layer.blob->blocked() == 2; });
-  EXPECT_EQ(layer.blob->blocked(), 2);
-  layer.blob->OpenGate();
-  WaitUntil([&] { return reader->Counters().readahead_spans == 4; });
+  BigFileFs t(options);
+  ASSERT_NO_FATAL_FAILURE(t.Open());
+  FakeBlob& blob = *t.layer.blob;
+  const int64_t current = t.FirstSpan();
+  ASSERT_EQ(t.z().SpanForUncompressedOffset(t.data_offset + 8191), current);
+  // Fetches block from now on: the first read blocks on its own span, and the read-ahead it
+  // starts first shows how many fetches run at once.
+  blob.CloseGate();
+  auto first = std::async(std::launch::async, [&] { return t.Read(0, 4096); });
+  // The read's own fetch, and one per pool thread: the four spans ahead go as tasks of 1, 2
+  // and 1 spans (small ones first, since the reader needs them next), two at a time.
+  WaitUntil([&] { return blob.blocked() == 3; });
+  EXPECT_EQ(blob.blocked(), 3);
+  blob.OpenGate();
+  ASSERT_TRUE(first.get().ok());
+  WaitUntil([&] { return t.reader->Counters().readahead_spans == 4; });
   // The rest of the next 4 spans reads from the cache. That read is sequential too, so it
   // starts read-ahead beyond them: with the gate closed again those fetches block before they
   // count, and a read that needed a fetch itself would block (hence the bounded wait).
-  const auto counters = reader->Counters();
+  const auto counters = t.reader->Counters();
   const int64_t foreground = counters.spans_fetched - counters.readahead_spans;
-  layer.blob->CloseGate();
-  const std::string& content = layer.files.at(testing::kBigFile);
-  const int64_t end = z.SpanUncompressedEnd(current + 4) - start;
-  auto read = std::async(std::launch::async, [&] { return fs.Read(big.ino, big.fh, 8192, end - 8192); });
+  blob.CloseGate();
+  const int64_t end = t.OffsetOf(current + 5);
+  auto read = std::async(std::launch::async, [&] { return t.Read(4096, end - 4096); });
   const bool from_cache = read.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
-  const auto after = reader->Counters();
-  layer.blob->OpenGate();
+  const auto after = t.reader->Counters();
+  blob.OpenGate();
   EXPECT_TRUE(from_cache) << "the read waited for a fetch";
   absl::StatusOr<std::string> got = read.get();
   ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_TRUE(*got == content.substr(8192, end - 8192));
+  EXPECT_TRUE(*got == t.content().substr(4096, end - 4096));
   EXPECT_EQ(after.spans_fetched - after.readahead_spans, foreground);
-  ASSERT_TRUE(fs.Release(big.ino, big.fh).ok());
 }
 
 TEST(LayerFsReadAheadTest, RandomReadsDoNotReadAhead) {
   testing::TestLayer layer = testing::Fresh(RichLayer());
-  LayerFs fs;
+  LayerFsOptions options;
+  options.sequential_window = 1000;
+  LayerFs fs(options);
   ASSERT_TRUE(fs.AddLayer("l", 1, layer.ztoc, layer.NewReader()).ok());
   absl::StatusOr<Attr> big = fs.Lookup(MakeIno(1, 1), testing::kBigFile);
   absl::StatusOr<uint64_t> fh = fs.Open(big->ino, O_RDONLY);
