@@ -47,6 +47,7 @@ absl::StatusOr<ContainerOutput> ParseContainerLog(std::string_view text) {
     if (!absl::ParseTime(absl::RFC3339_full, AV(timestamp), &t, &err)) {
       return BadLine(number, absl::StrCat("bad timestamp \"", AV(timestamp), "\""));
     }
+    if (number == 1) out.first_output = t;
     std::string* sink = nullptr;
     if (stream == "stdout") {
       sink = &out.stdout_data;

@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace slipstream::cri {
 
@@ -12,6 +13,9 @@ namespace slipstream::cri {
 struct ContainerOutput {
   std::string stdout_data;
   std::string stderr_data;
+  // When the runtime logged the first record of either stream (its timestamp); InfinitePast
+  // for an empty log.
+  absl::Time first_output = absl::InfinitePast();
 };
 
 // Parses a CRI container log (the format kubelet and containerd share):

@@ -80,6 +80,7 @@ class Run {
       SS_ASSIGN_OR_RETURN(ContainerOutput output, ParseContainerLog(*log));
       result.stdout_data = std::move(output.stdout_data);
       result.stderr_data = std::move(output.stderr_data);
+      result.first_output = output.first_output;
     }
     return result;
   }

@@ -47,6 +47,8 @@ struct RunResult {
   std::string stdout_data;
   std::string stderr_data;
   std::string reason;  // ContainerStatus.reason, e.g. "Completed", "Error", "OOMKilled"
+  // When the runtime logged the command's first output (ContainerOutput::first_output).
+  absl::Time first_output = absl::InfinitePast();
   std::string sandbox_id;
   std::string container_id;
 };

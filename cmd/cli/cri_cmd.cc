@@ -102,10 +102,17 @@ absl::Status CriRemoveImage(cri::CriClient& client, const std::string& image, st
 
 absl::StatusOr<int> CriRun(cri::CriClient& client, const std::string& image,
                            const std::vector<std::string>& argv, const cri::RunOptions& options,
-                           std::ostream& out, std::ostream& err) {
+                           std::ostream& out, std::ostream& err, bool output_time) {
   SS_ASSIGN_OR_RETURN(cri::RunResult result, cri::RunOnce(client, image, argv, options));
   out << result.stdout_data;
   err << result.stderr_data;
+  if (output_time) {
+    if (result.first_output == absl::InfinitePast()) {
+      err << "first output: none\n";
+    } else {
+      err << "first output: " << absl::ToUnixNanos(result.first_output) << "\n";
+    }
+  }
   out.flush();
   err.flush();
   return result.exit_code;
@@ -147,6 +154,9 @@ void CriCommand::Register(CLI::App* app) {
   run_->add_option("--env", env_, "environment variable K=V (repeatable)")->allow_extra_args(false);
   run_->add_option("--timeout", exit_timeout_seconds_, "seconds to wait for the command")
       ->capture_default_str();
+  run_->add_flag("--output-time", output_time_,
+                 "also print \"first output: <Unix ns>\" on stderr: when the runtime logged the "
+                 "command's first output");
   AddEndpointFlags(run_);
 }
 
@@ -178,7 +188,7 @@ absl::StatusOr<int> CriCommand::Run(std::ostream& out, std::ostream& err) {
     options.auth.set_username(user_pass.first);
     options.auth.set_password(user_pass.second);
   }
-  return CriRun(*client, image_, command_, options, out, err);
+  return CriRun(*client, image_, command_, options, out, err, output_time_);
 }
 
 }  // namespace slipstream::cli

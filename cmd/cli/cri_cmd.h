@@ -29,11 +29,13 @@ absl::Status CriImages(cri::CriClient& client, std::ostream& out);
 absl::Status CriRemoveImage(cri::CriClient& client, const std::string& image, std::ostream& out);
 
 // `slipstream cri run IMAGE -- CMD...`: cri::RunOnce, then the container's stdout to `out`
-// and stderr to `err`. Returns the container's exit code (the process's exit status), or
-// RunOnce's error.
+// and stderr to `err`; with `output_time`, then a line "first output: <Unix time in ns>" to
+// `err`, when the runtime logged the command's first output (for benchmarks: it excludes
+// the polling for the exit and the pod's teardown). Returns the container's exit code (the
+// process's exit status), or RunOnce's error.
 absl::StatusOr<int> CriRun(cri::CriClient& client, const std::string& image,
                            const std::vector<std::string>& argv, const cri::RunOptions& options,
-                           std::ostream& out, std::ostream& err);
+                           std::ostream& out, std::ostream& err, bool output_time = false);
 
 // Wires `slipstream cri pull|images|rmi|run` into the CLI. Every subcommand takes
 // --endpoint (runtime socket) and --image-endpoint (default: --endpoint). Owns its flag
@@ -65,6 +67,7 @@ class CriCommand {
   std::vector<std::string> env_;          // "K=V"
   std::vector<std::string> command_;
   double exit_timeout_seconds_ = 300;
+  bool output_time_ = false;
 };
 
 }  // namespace slipstream::cli

@@ -21,6 +21,14 @@ TEST(ContainerLogTest, EmptyLogIsEmptyOutput) {
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->stdout_data, "");
   EXPECT_EQ(out->stderr_data, "");
+  EXPECT_EQ(out->first_output, absl::InfinitePast());
+}
+
+TEST(ContainerLogTest, FirstOutputIsTheFirstRecordsTime) {
+  auto out = ParseContainerLog("2024-05-01T10:11:12.5Z stderr F a\n"
+                               "2024-05-01T10:11:13Z stdout F b\n");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(absl::ToUnixMillis(out->first_output), int64_t{1714558272500});
 }
 
 TEST(ContainerLogTest, FullLinesGetTheirNewlineBack) {

@@ -116,5 +116,15 @@ TEST_F(CriCmdTest, RunPrintsOutputAndReturnsTheExitCode) {
   EXPECT_EQ(create.config().envs(0).value(), "V");
 }
 
+TEST_F(CriCmdTest, RunPrintsWhenTheFirstOutputWasLogged) {
+  fake_->AddImage("reg/a:1", "sha256:1", 1);
+  fake_->SetContainerScript("2024-05-01T10:11:12.25Z stdout F out\n", 0, 0);
+  auto code = RunCli({"cri", "run", "reg/a:1", "--endpoint", tmp_->Join("cri.sock"),
+                      "--output-time", "--", "/bin/true"});
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(out_.str(), "out\n");
+  EXPECT_EQ(err_.str(), "first output: 1714558272250000000\n");
+}
+
 }  // namespace
 }  // namespace slipstream::cli
