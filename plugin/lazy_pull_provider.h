@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -56,6 +57,10 @@ struct LazyPullOptions {
   // layer read all the time still completes, one step per max_yield).
   absl::Duration yield_window = absl::Milliseconds(100);
   absl::Duration max_yield = absl::Seconds(2);
+  // It also waits (within the same max_yield) until no lazy layer was prepared for this
+  // long: a pull is followed by the pod's sandbox and container start, which need the same
+  // cores, and its next layers' zTOCs come from the same registry.
+  absl::Duration prepare_quiet = absl::Seconds(1);
 };
 
 // One lazy layer as `slipstream status` shows it.
@@ -78,7 +83,8 @@ struct LazyLayerInfo {
 // per manifest digest and looks for its SOCI index once (explicit → v2 annotation → v1
 // referrers). Then, per layer:
 //   - image without an index: the Prepare goes unchanged to `parallel`;
-//   - layer with a zTOC: the zTOC is fetched (and kept under <root>/lazy/ztocs/<digest>), the
+//   - layer with a zTOC: the zTOC is fetched (and kept under <root>/lazy/ztocs/<digest>, written
+//     by a thread of its own after the Prepare: Restore fetches it again if it was lost), the
 //     layer is added to the LayerFs as directory <chainID hex>, and a staging dir whose `fs`
 //     is a symlink to <mount_dir>/<chainID hex> is committed as the chainID with the
 //     Prepare's labels plus the kLazy* labels; background completion then fetches the rest;
@@ -147,6 +153,8 @@ class LazyPullProvider final : public RemoteLayerProvider {
 
   // The on-disk copy of a zTOC.
   std::string ZtocPath(const Digest& ztoc) const;
+  // Waits until every fetched zTOC queued for writing is on disk (or failed to be).
+  void WaitForZtocStores() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Waiter {
@@ -213,6 +221,8 @@ class LazyPullProvider final : public RemoteLayerProvider {
   // Drops the FUSE copy of local layer `name` unless files of it are open (then retried
   // every release_retry).
   void TryRelease(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
+  // Writes the queued zTOCs, in order; on exit, after the queue is empty.
+  void ZtocStoreLoop() ABSL_LOCKS_EXCLUDED(mu_);
   // Waits while containers read (see LazyPullOptions::yield_window); false when stopping.
   bool YieldToReads() ABSL_LOCKS_EXCLUDED(mu_);
   // The LayerFs retired a removed layer: a local one's FUSE copy is gone for good.
@@ -237,8 +247,14 @@ class LazyPullProvider final : public RemoteLayerProvider {
   std::set<std::string> release_pending_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> busy_layers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<ImageEntry>> images_ ABSL_GUARDED_BY(mu_);
+  // Fetched zTOCs to write to disk (path, bytes), and how many are being written.
+  std::deque<std::pair<std::string, std::string>> ztoc_stores_ ABSL_GUARDED_BY(mu_);
+  int ztoc_stores_writing_ ABSL_GUARDED_BY(mu_) = 0;
+  // When the last lazy layer was added (Unix ns), for LazyPullOptions::prepare_quiet.
+  std::atomic<int64_t> last_prepare_ns_{0};
   std::vector<std::thread> workers_;
   std::vector<std::thread> background_threads_;
+  std::thread ztoc_store_thread_;
 };
 
 // The LayerFs directory name of chainID `chain`: its hex part.

@@ -128,7 +128,8 @@ class LazyPullProviderTest : public remote::testing::RegistryIntegrationTest {
   }
 
   // Creates the LayerFs, mounts it and creates the provider (what the daemon does at start).
-  void StartLazy(int background_threads, remote::ChunkCache* cache = nullptr) {
+  void StartLazy(int background_threads, remote::ChunkCache* cache = nullptr,
+                 absl::Duration prepare_quiet = absl::ZeroDuration()) {
     fs_ = std::make_unique<fuse::LayerFs>();
     auto server = fuse::FuseServer::Mount(fs_.get(), mnt_);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -138,6 +139,7 @@ class LazyPullProviderTest : public remote::testing::RegistryIntegrationTest {
     opts.background_threads = background_threads;
     opts.chunk_cache = cache;
     opts.release_retry = absl::Milliseconds(50);
+    opts.prepare_quiet = prepare_quiet;
     lazy_ = std::make_unique<LazyPullProvider>(snapshotter_.get(), client_.get(), fs_.get(),
                                                parallel_.get(), opts);
   }
@@ -536,6 +538,31 @@ TEST_F(LazyPullProviderTest, AFileOpenThroughFuseKeepsTheFuseCopyUntilClosed) {
   StopLazy();
 }
 
+TEST_F(LazyPullProviderTest, CompletionWaitsUntilPreparesHaveBeenQuietForAWhile) {
+  const absl::Duration quiet = absl::Milliseconds(600);
+  StartLazy(/*background_threads=*/1, nullptr, quiet);
+  Image img = Push("lazy/quiet:1", {BigLayerTar()});
+  PushIndex("lazy/quiet:1", /*min_layer_size=*/1 << 20);
+  auto outcome = Call(*lazy_, Request(img, 0));
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_EQ(*outcome, RemoteOutcome::kCommitted);
+  const absl::Time prepared = absl::Now();
+  const std::string name = LazyLayerName(img.chains[0].str());
+  auto state_of = [&]() -> std::string {
+    for (const LazyLayerInfo& l : lazy_->Layers()) {
+      if (l.name == name) return l.state;
+    }
+    return "absent";
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (state_of() != "local" && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_EQ(state_of(), "local");
+  // The layer alone completes in a few tens of ms here (the other tests run without the
+  // quiet period); with it, not before the quiet period after its Prepare.
+  EXPECT_GE(absl::Now() - prepared, quiet);
+  StopLazy();
+}
+
 TEST_F(LazyPullProviderTest, FailuresCommitNothingAndALaterPrepareRetries) {
   StartLazy(/*background_threads=*/0);
   Image img = Push("lazy/broken:1", {BigLayerTar(), SmallLayerTar("top", "top\n")});
@@ -575,6 +602,7 @@ TEST_F(LazyPullProviderTest, FailuresCommitNothingAndALaterPrepareRetries) {
   ASSERT_TRUE(outcome.ok()) << outcome.status();
   EXPECT_EQ(*outcome, RemoteOutcome::kCommitted);
   EXPECT_TRUE(fs_->Status(LazyLayerName(img.chains[0].str())).ok());
+  lazy_->WaitForZtocStores();
   EXPECT_EQ(::access(lazy_->ZtocPath(ztoc).c_str(), F_OK), 0);
 }
 
@@ -620,6 +648,7 @@ TEST_F(LazyPullProviderTest, AStoredZtocLostToAPowerCutIsFetchedAgainOnRestore) 
   auto ztoc = Digest::Parse(info->labels[kLazyZtocLabel]);
   ASSERT_TRUE(ztoc.ok()) << ztoc.status();
   const std::string path = lazy_->ZtocPath(*ztoc);
+  lazy_->WaitForZtocStores();
   auto stored = ReadFileToString(path);
   ASSERT_TRUE(stored.ok()) << stored.status();
   EXPECT_EQ(info->labels[kLazyZtocSizeLabel], absl::StrCat(stored->size()));
@@ -641,6 +670,7 @@ TEST_F(LazyPullProviderTest, AStoredZtocLostToAPowerCutIsFetchedAgainOnRestore) 
     EXPECT_EQ(*restored, 1);
     EXPECT_EQ(proxy_->CountRequests("GET", ztoc_blob), gets + 1);
     EXPECT_EQ(Read(dir + "/" + SmallName(7)), SmallContent(7));
+    lazy_->WaitForZtocStores();
     auto again = ReadFileToString(path);
     ASSERT_TRUE(again.ok()) << again.status();
     EXPECT_TRUE(*again == *stored);
