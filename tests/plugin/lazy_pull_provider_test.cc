@@ -144,6 +144,28 @@ class LazyPullProviderTest : public remote::testing::RegistryIntegrationTest {
                                                parallel_.get(), opts);
   }
 
+  // Lazy layer `name`'s state as `slipstream status` shows it, with ": <error>" if it has
+  // one; "absent" when the provider does not serve it.
+  std::string StateOf(const std::string& name) const {
+    for (const LazyLayerInfo& l : lazy_->Layers()) {
+      if (l.name == name) return l.state + (l.error.empty() ? "" : ": " + l.error);
+    }
+    return "absent";
+  }
+
+  // Polls StateOf(name) until it is `want` (nothing signals the background's progress),
+  // for at most `limit`; returns the last state seen.
+  std::string WaitForState(const std::string& name, const std::string& want,
+                           absl::Duration limit) const {
+    const absl::Time deadline = absl::Now() + limit;
+    std::string state = StateOf(name);
+    while (state != want && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+      state = StateOf(name);
+    }
+    return state;
+  }
+
   void StopLazy() {
     lazy_.reset();
     server_.reset();
@@ -399,26 +421,12 @@ TEST_F(LazyPullProviderTest, IndexedImageServesItsBigLayerLazilyAcrossARestart) 
   // Background completion fetches the rest on its own and unpacks it next to the snapshot:
   // `fs` switches to the local copy and the FUSE copy goes once the kernel has forgotten its
   // inodes (the removal invalidates them; bounded wait, nothing else signals it).
-  auto state_of = [&](const std::string& layer) -> std::string {
-    for (const LazyLayerInfo& l : lazy_->Layers()) {
-      if (l.name == layer) return l.state + (l.error.empty() ? "" : ": " + l.error);
-    }
-    return "absent";
-  };
-  absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (state_of(name) != "local, FUSE in use" && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_EQ(state_of(name), "local, FUSE in use");
+  ASSERT_EQ(WaitForState(name, "local, FUSE in use", absl::Seconds(60)), "local, FUSE in use");
   EXPECT_TRUE(fs_->Status(name).ok()) << "the FUSE copy of a restored layer is kept";
   EXPECT_EQ(Read(mnt_ + "/" + name + "/" + SmallName(8)), SmallContent(8));
   // The mount is in fact fresh (StartLazy mounted anew): the copy may go.
   lazy_->OnMounted(/*resumed=*/false);
-  deadline = absl::Now() + absl::Seconds(60);
-  while (state_of(name) != "local" && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_EQ(state_of(name), "local");
+  ASSERT_EQ(WaitForState(name, "local", absl::Seconds(60)), "local");
   EXPECT_TRUE(absl::IsNotFound(fs_->Status(name).status())) << "FUSE copy still served";
   EXPECT_NE(::stat((mnt_ + "/" + name).c_str(), &st), 0);
   auto snapshot_dir = snapshotter_->Dir(big);
@@ -457,7 +465,7 @@ TEST_F(LazyPullProviderTest, IndexedImageServesItsBigLayerLazilyAcrossARestart) 
   restored = lazy_->Restore();
   ASSERT_TRUE(restored.ok()) << restored.status();
   EXPECT_EQ(*restored, 1);
-  EXPECT_EQ(state_of(name), "local");
+  EXPECT_EQ(StateOf(name), "local");
   EXPECT_TRUE(absl::IsNotFound(fs_->Status(name).status()));
   EXPECT_EQ(Read(big_dir + "/" + SmallName(5)), SmallContent(5));
   EXPECT_EQ(proxy_->CountRequests("GET", "/blobs/"), blob_gets);
@@ -477,7 +485,7 @@ TEST_F(LazyPullProviderTest, IndexedImageServesItsBigLayerLazilyAcrossARestart) 
   // The local copy went with the snapshot directory.
   EXPECT_NE(::lstat(local_dir.c_str(), &st), 0);
   EXPECT_NE(::lstat(snapshot_dir->c_str(), &st), 0);
-  EXPECT_EQ(state_of(name), "absent");
+  EXPECT_EQ(StateOf(name), "absent");
 }
 
 TEST_F(LazyPullProviderTest, AFileOpenThroughFuseKeepsTheFuseCopyUntilClosed) {
@@ -501,19 +509,9 @@ TEST_F(LazyPullProviderTest, AFileOpenThroughFuseKeepsTheFuseCopyUntilClosed) {
   ASSERT_EQ(::pread(fd.get(), head.data(), head.size(), 0), 4096);
   EXPECT_EQ(head, huge.substr(0, 4096));
 
-  auto state_of = [&]() -> std::string {
-    for (const LazyLayerInfo& l : lazy_->Layers()) {
-      if (l.name == name) return l.state + (l.error.empty() ? "" : ": " + l.error);
-    }
-    return "absent";
-  };
-  EXPECT_EQ(state_of(), "completing");
+  EXPECT_EQ(StateOf(name), "completing");
   // Complete and local, but the open file keeps the FUSE copy (bounded wait).
-  absl::Time deadline = absl::Now() + absl::Seconds(90);
-  while (state_of() != "local, FUSE in use" && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  ASSERT_EQ(state_of(), "local, FUSE in use");
+  ASSERT_EQ(WaitForState(name, "local, FUSE in use", absl::Seconds(90)), "local, FUSE in use");
   auto fuse_status = fs_->Status(name);
   ASSERT_TRUE(fuse_status.ok()) << fuse_status.status();
   EXPECT_EQ(fuse_status->open_files, 1);
@@ -530,9 +528,7 @@ TEST_F(LazyPullProviderTest, AFileOpenThroughFuseKeepsTheFuseCopyUntilClosed) {
 
   // Closed: the next retry drops the FUSE copy; once the kernel forgot it, it is released.
   fd.Reset();
-  deadline = absl::Now() + absl::Seconds(30);
-  while (state_of() != "local" && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
-  ASSERT_EQ(state_of(), "local");
+  ASSERT_EQ(WaitForState(name, "local", absl::Seconds(30)), "local");
   EXPECT_TRUE(absl::IsNotFound(fs_->Status(name).status()));
   EXPECT_TRUE(FuseReleased(*dir));
   StopLazy();
@@ -548,15 +544,7 @@ TEST_F(LazyPullProviderTest, CompletionWaitsUntilPreparesHaveBeenQuietForAWhile)
   ASSERT_EQ(*outcome, RemoteOutcome::kCommitted);
   const absl::Time prepared = absl::Now();
   const std::string name = LazyLayerName(img.chains[0].str());
-  auto state_of = [&]() -> std::string {
-    for (const LazyLayerInfo& l : lazy_->Layers()) {
-      if (l.name == name) return l.state;
-    }
-    return "absent";
-  };
-  const absl::Time deadline = absl::Now() + absl::Seconds(60);
-  while (state_of() != "local" && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
-  ASSERT_EQ(state_of(), "local");
+  ASSERT_EQ(WaitForState(name, "local", absl::Seconds(60)), "local");
   // The layer alone completes in a few tens of ms here (the other tests run without the
   // quiet period); with it, not before the quiet period after its Prepare.
   EXPECT_GE(absl::Now() - prepared, quiet);
